@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "admin/admin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "admin/admin_metrics.h"
+#include "daemon/daemon.h"
+#include "daemon/daemon_embedded.h"
+#include "nats/nats_conn.h"
+#include "util/util_buf.h"
+
+static bool path_is(const struct evd_http_request *req, const char *path)
+{
+	return strcmp(req->path, path) == 0;
+}
+
+static bool method_is_get(const struct evd_http_request *req)
+{
+	return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+}
+
+bool evd_admin_handle_health(struct evd_daemon *d, struct evd_http_request *req)
+{
+	if (path_is(req, "/healthz")) {
+		/* Liveness: answered by the loop, so a 200 proves the loop turns. */
+		evd_http_respond_text(req, 200, NULL, "ok");
+		return true;
+	}
+	if (path_is(req, "/readyz")) {
+		const char *reason = NULL;
+		if (evd_daemon_ready(d, &reason)) {
+			evd_http_respond_text(req, 200, NULL, "ready");
+		} else {
+			char text[256];
+			snprintf(text, sizeof(text), "not ready: %s", reason);
+			evd_http_respond_text(req, 503, "Retry-After: 1\r\n", text);
+		}
+		return true;
+	}
+	return false;
+}
+
+static void respond_backend(struct evd_daemon *d, struct evd_http_request *req)
+{
+	struct evd_buf out = EVD_BUF_INIT;
+	struct evd_nats *n = evd_daemon_nats(d);
+
+	struct evd_embedded *e = evd_daemon_embedded(d);
+
+	evd_buf_printf(&out, "{\"mode\":\"%s\",", e ? "embedded" : "external");
+	if (e)
+		evd_buf_printf(&out, "\"embedded\":{\"url\":\"%s\",\"pid\":%d,\"restarts\":%u},",
+			       evd_embedded_url(e), evd_embedded_pid(e), evd_embedded_restarts(e));
+	evd_buf_append_str(&out, "\"nats\":");
+	if (n)
+		evd_nats_backend_json(n, &out);
+	else
+		evd_buf_append_str(&out, "null");
+	evd_buf_append_str(&out, "}\n");
+	evd_http_respond(req, 200, "application/json", NULL, out.data, out.len);
+	evd_buf_free(&out);
+}
+
+void evd_admin_handle(struct evd_daemon *d, struct evd_http_request *req)
+{
+	if (evd_admin_handle_health(d, req))
+		return;
+
+	if (path_is(req, "/metrics")) {
+		if (!method_is_get(req))
+			goto method;
+		struct evd_buf out = EVD_BUF_INIT;
+		evd_metrics_render(evd_daemon_metrics(d), &out);
+		evd_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, out.data,
+				 out.len);
+		evd_buf_free(&out);
+		return;
+	}
+	if (path_is(req, "/v1/backend")) {
+		if (!method_is_get(req))
+			goto method;
+		respond_backend(d, req);
+		return;
+	}
+	evd_http_respond_text(req, 404, NULL,
+			      "no such route: the admin listener serves /healthz, /readyz, "
+			      "/metrics and /v1/backend");
+	return;
+method:
+	evd_http_respond_text(req, 405, "Allow: GET, HEAD\r\n", "method not allowed: use GET");
+}

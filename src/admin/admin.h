@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The admin listener's routes (DESIGN.md §7): /healthz, /readyz, /metrics, /v1/backend, and
+ * later /v1/subscriptions and /v1/deadletters. Loop thread only.
+ */
+#ifndef EVD_ADMIN_H
+#define EVD_ADMIN_H
+
+#include <stdbool.h>
+
+#include "http/http_server.h"
+
+struct evd_daemon;
+
+/* Answers /healthz and /readyz (served on both listeners); false if req is another route. */
+bool evd_admin_handle_health(struct evd_daemon *d, struct evd_http_request *req);
+void evd_admin_handle(struct evd_daemon *d, struct evd_http_request *req);
+
+#endif

@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "admin/admin_metrics.h"
+#include "daemon/daemon_embedded.h"
+#include "daemon/daemon_notify.h"
+#include "http/http_server.h"
+#include "nats/nats_bridge.h"
+#include "nats/nats_conn.h"
+#include "publish/publish.h"
+#include "util/util_log.h"
+#include "util/util_mem.h"
+
+/* Old configurations stay allocated until exit: components may hold pointers into them. */
+struct retired_config {
+	struct retired_config *next;
+	struct evd_config *cfg;
+};
+
+struct evd_daemon {
+	uv_loop_t loop;
+	struct evd_daemon_opts opts;
+	struct evd_config *cfg;
+	struct retired_config *retired;
+
+	uv_signal_t sig_term;
+	uv_signal_t sig_int;
+	uv_signal_t sig_hup;
+	uv_timer_t watchdog;
+
+	struct evd_bridge *bridge;
+	struct evd_embedded *embedded;
+	struct evd_nats *nats;
+	struct evd_publish *publish;
+	struct evd_http_server *publish_srv;
+	struct evd_http_server *admin_srv;
+	struct evd_metrics *metrics;
+
+	bool stopping;
+	int servers_open;
+	int exit_code;
+};
+
+const struct evd_config *evd_daemon_config(const struct evd_daemon *d)
+{
+	return d->cfg;
+}
+
+struct evd_nats *evd_daemon_nats(struct evd_daemon *d)
+{
+	return d->nats;
+}
+
+uv_loop_t *evd_daemon_loop(struct evd_daemon *d)
+{
+	return &d->loop;
+}
+
+struct evd_embedded *evd_daemon_embedded(struct evd_daemon *d)
+{
+	return d->embedded;
+}
+
+struct evd_metrics *evd_daemon_metrics(struct evd_daemon *d)
+{
+	return d->metrics;
+}
+
+static double metric_ready(void *data)
+{
+	const char *reason;
+	return evd_daemon_ready(data, &reason) ? 1 : 0;
+}
+
+bool evd_daemon_ready(const struct evd_daemon *d, const char **reason)
+{
+	if (d->stopping) {
+		*reason = "shutting down";
+		return false;
+	}
+	if (!d->nats) {
+		*reason = "NATS backend not started";
+		return false;
+	}
+	switch (evd_nats_state(d->nats)) {
+	case EVD_NATS_READY:
+		*reason = NULL;
+		return true;
+	case EVD_NATS_CONNECTED:
+		*reason = "connected to NATS, JetStream stream not ensured yet";
+		return false;
+	case EVD_NATS_CONNECTING:
+		*reason = "connecting to NATS";
+		return false;
+	case EVD_NATS_DISCONNECTED:
+		*reason = "disconnected from NATS, reconnecting";
+		return false;
+	case EVD_NATS_CLOSED:
+		break;
+	}
+	*reason = "NATS connection closed";
+	return false;
+}
+
+int evd_daemon_load_config(const struct evd_daemon_opts *opts, struct evd_config **cfg,
+			   bool quiet_ok)
+{
+	const char *path = opts->config_path;
+	bool dev = opts->dev;
+	struct evd_diag diag = EVD_DIAG_INIT;
+	struct evd_buf out = EVD_BUF_INIT;
+	int rc;
+
+	if (!opts->config_explicit) {
+		path = EVD_CONFIG_DEFAULT_PATH;
+		if (dev || access(path, F_OK) != 0) {
+			if (!dev && !quiet_ok)
+				evd_log_warn("config",
+					     "%s not found: using SANDBOX defaults (loopback listeners, "
+					     "embedded NATS, state in ./.eventingd, subscriptions in "
+					     "./subscriptions.d). Give -c FILE for a real deployment.",
+					     path);
+			path = NULL;
+			dev = true;
+		}
+	}
+
+	rc = evd_config_load(path, dev, cfg, &diag);
+	evd_diag_format(&diag, &out);
+	if (out.len)
+		fputs(out.data, stderr);
+	if (rc < 0) {
+		fprintf(stderr, "eventingd: %s: %zu error%s in the configuration\n",
+			path ? path : "(defaults)", diag.errors, diag.errors == 1 ? "" : "s");
+		rc = EX_CONFIG;
+	}
+	evd_buf_free(&out);
+	evd_diag_free(&diag);
+	return rc;
+}
+
+/* --- shutdown: listeners, then NATS, then the embedded server, then the loop's own handles. */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void close_own_handles(struct evd_daemon *d)
+{
+	uv_close((uv_handle_t *)&d->sig_term, on_handle_closed);
+	uv_close((uv_handle_t *)&d->sig_int, on_handle_closed);
+	uv_close((uv_handle_t *)&d->sig_hup, on_handle_closed);
+	uv_close((uv_handle_t *)&d->watchdog, on_handle_closed);
+	if (d->bridge) {
+		evd_bridge_close(d->bridge);
+		d->bridge = NULL;
+	}
+}
+
+static void on_embedded_stopped(void *data)
+{
+	struct evd_daemon *d = data;
+	d->embedded = NULL;
+	evd_log_info("daemon", "embedded nats-server stopped");
+	close_own_handles(d);
+}
+
+static void on_nats_closed(void *data)
+{
+	struct evd_daemon *d = data;
+	d->nats = NULL;
+	if (d->embedded) {
+		evd_embedded_stop(d->embedded, 10000, on_embedded_stopped, d);
+		return;
+	}
+	close_own_handles(d);
+}
+
+static void stop_backend(struct evd_daemon *d)
+{
+	if (d->publish) {
+		evd_publish_free(d->publish);
+		d->publish = NULL;
+	}
+	if (d->nats) {
+		evd_nats_close(d->nats, on_nats_closed, d);
+		return;
+	}
+	on_nats_closed(d);
+}
+
+static void on_server_closed(void *data)
+{
+	struct evd_daemon *d = data;
+	if (--d->servers_open == 0)
+		stop_backend(d);
+}
+
+static void daemon_stop(struct evd_daemon *d, const char *why)
+{
+	if (d->stopping) {
+		evd_log_info("daemon", "%s: already stopping", why);
+		return;
+	}
+	d->stopping = true;
+	evd_log_info("daemon", "%s: stopping (draining requests in flight)", why);
+	evd_notify("STOPPING=1");
+	uv_timer_stop(&d->watchdog);
+
+	uint64_t drain_ms = (uint64_t)d->cfg->dispatch.drain_timeout;
+	d->servers_open = 0;
+	if (d->publish_srv) {
+		d->servers_open++;
+		evd_http_server_stop(d->publish_srv, drain_ms, on_server_closed, d);
+		d->publish_srv = NULL;
+	}
+	if (d->admin_srv) {
+		d->servers_open++;
+		evd_http_server_stop(d->admin_srv, drain_ms, on_server_closed, d);
+		d->admin_srv = NULL;
+	}
+	if (d->servers_open == 0)
+		stop_backend(d);
+}
+
+static void on_sigterm(uv_signal_t *h, int signum)
+{
+	struct evd_daemon *d = h->data;
+	daemon_stop(d, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* --- reload */
+
+static void daemon_reload(struct evd_daemon *d)
+{
+	struct evd_config *next = NULL;
+	struct evd_buf keys = EVD_BUF_INIT;
+
+	evd_notify("RELOADING=1");
+	evd_log_info("daemon", "SIGHUP: reloading %s",
+		     d->cfg->source_file ? d->cfg->source_file : "(sandbox defaults)");
+	if (evd_daemon_load_config(&d->opts, &next, true) != 0) {
+		evd_log_error("daemon", "reload failed: the configuration above has errors; "
+					"keeping the running configuration");
+		evd_notify("READY=1");
+		return;
+	}
+	if (evd_config_restart_keys(d->cfg, next, &keys) > 0)
+		evd_log_warn("daemon", "changed keys that take effect only after a restart: %s",
+			     keys.data);
+	evd_buf_free(&keys);
+
+	evd_log_setup(next->log.level, next->log.format);
+	if (d->nats)
+		evd_nats_set_config(d->nats, next);
+	if (d->publish)
+		evd_publish_set_config(d->publish, next);
+
+	struct retired_config *r = evd_xcalloc(1, sizeof(*r));
+	r->cfg = d->cfg;
+	r->next = d->retired;
+	d->retired = r;
+	d->cfg = next;
+	evd_log_info("daemon", "configuration reloaded");
+	evd_notify("READY=1");
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	struct evd_daemon *d = h->data;
+	if (!d->stopping)
+		daemon_reload(d);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	evd_notify("WATCHDOG=1");
+}
+
+/* --- backend */
+
+static void on_nats_state(struct evd_nats *n, enum evd_nats_state state, void *data)
+{
+	struct evd_daemon *d = data;
+	(void)n;
+	switch (state) {
+	case EVD_NATS_READY:
+		evd_log_info("daemon", "JetStream ready: stream \"%s\"", d->cfg->stream.name);
+		evd_notify("STATUS=ready: JetStream connected, stream present");
+		break;
+	case EVD_NATS_CONNECTING:
+		evd_notify("STATUS=connecting to NATS");
+		break;
+	case EVD_NATS_CONNECTED:
+		evd_notify("STATUS=connected to NATS, ensuring the stream");
+		break;
+	case EVD_NATS_DISCONNECTED:
+		evd_notify("STATUS=disconnected from NATS, reconnecting");
+		break;
+	case EVD_NATS_CLOSED:
+		break;
+	}
+	if (d->publish)
+		evd_publish_backend_state(d->publish, state == EVD_NATS_READY);
+}
+
+static void on_embedded_up(void *data)
+{
+	struct evd_daemon *d = data;
+	evd_log_debug("daemon", "embedded nats-server accepts connections at %s",
+		      evd_embedded_url(d->embedded));
+}
+
+static int start_backend(struct evd_daemon *d)
+{
+	const char *url = d->cfg->nats.url;
+	int rc;
+
+	if (evd_config_embedded(d->cfg)) {
+		rc = evd_embedded_new(&d->loop, d->cfg, &d->embedded);
+		if (rc < 0)
+			return rc;
+		url = evd_embedded_url(d->embedded);
+		rc = evd_embedded_start(d->embedded, on_embedded_up, d);
+		if (rc < 0)
+			return rc;
+	}
+	rc = evd_nats_new(&d->loop, d->bridge, d->cfg, url, on_nats_state, d, &d->nats);
+	if (rc < 0)
+		return rc;
+	rc = evd_publish_new(d, &d->publish);
+	if (rc < 0)
+		return rc;
+	evd_notifyf("STATUS=connecting to NATS at %s", url);
+	return evd_nats_start(d->nats);
+}
+
+/* --- listeners */
+
+static void on_admin_request(struct evd_http_request *req, void *data)
+{
+	evd_admin_handle(data, req);
+}
+
+static void on_publish_request(struct evd_http_request *req, void *data)
+{
+	struct evd_daemon *d = data;
+	if (evd_admin_handle_health(d, req))
+		return;
+	if (d->publish) {
+		evd_publish_handle(d->publish, req);
+		return;
+	}
+	evd_http_respond_text(req, 503, "Retry-After: 1\r\n", "publish endpoint not started");
+}
+
+static int start_listeners(struct evd_daemon *d)
+{
+	struct evd_http_server_opts po = {
+		.name = "publish",
+		.listen = d->cfg->publish.listen,
+		.limits = { .max_body_size = d->cfg->publish.max_request_size },
+		.handler = on_publish_request,
+		.data = d,
+	};
+	struct evd_http_server_opts ao = {
+		.name = "admin",
+		.listen = d->cfg->admin.listen,
+		.limits = { .max_body_size = 1 << 20 },
+		.handler = on_admin_request,
+		.data = d,
+	};
+	int rc = evd_http_server_start(&d->loop, &po, &d->publish_srv);
+	if (rc < 0)
+		return rc;
+	rc = evd_http_server_start(&d->loop, &ao, &d->admin_srv);
+	if (rc < 0)
+		return rc;
+	evd_log_info("daemon", "publish endpoint on http://%s, admin on http://%s",
+		     evd_http_server_address(d->publish_srv), evd_http_server_address(d->admin_srv));
+	return 0;
+}
+
+static void on_noop_closed(void *data)
+{
+	(void)data;
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+int evd_daemon_main(const struct evd_daemon_opts *opts)
+{
+	struct evd_daemon *d = evd_xcalloc(1, sizeof(*d));
+	int rc;
+
+	d->opts = *opts;
+	rc = evd_daemon_load_config(opts, &d->cfg, false);
+	if (rc != 0) {
+		free(d);
+		return rc;
+	}
+	evd_log_setup(d->cfg->log.level, d->cfg->log.format);
+	if (d->cfg->dev)
+		evd_log_warn("daemon", "running as a SANDBOX (--dev): loopback only, state in %s, "
+				       "subscriptions in %s; not for production",
+			     d->cfg->state_dir, d->cfg->subscriptions.dir);
+	evd_log_info("daemon", "eventingd %s starting (config: %s)", EVD_VERSION,
+		     d->cfg->source_file ? d->cfg->source_file : "sandbox defaults");
+
+	d->metrics = evd_metrics_new();
+	evd_metrics_add_gauge_fn(d->metrics, "eventingd_ready",
+				 "1 while connected to JetStream with the stream present.",
+				 metric_ready, d);
+
+	/* A peer closing mid-write must be an error return, not a process-killing signal. */
+	signal(SIGPIPE, SIG_IGN);
+
+	uv_loop_init(&d->loop);
+	uv_signal_init(&d->loop, &d->sig_term);
+	uv_signal_init(&d->loop, &d->sig_int);
+	uv_signal_init(&d->loop, &d->sig_hup);
+	uv_timer_init(&d->loop, &d->watchdog);
+	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d->watchdog.data = d;
+	uv_signal_start(&d->sig_term, on_sigterm, SIGTERM);
+	uv_signal_start(&d->sig_int, on_sigterm, SIGINT);
+	uv_signal_start(&d->sig_hup, on_sighup, SIGHUP);
+
+	rc = evd_bridge_new(&d->loop, &d->bridge);
+	if (rc < 0) {
+		evd_log_error("daemon", "cannot start the NATS bridge: %s", uv_strerror(rc));
+		d->exit_code = EX_OSERR;
+		goto fail;
+	}
+	rc = start_listeners(d);
+	if (rc < 0) {
+		d->exit_code = rc == UV_EADDRINUSE || rc == UV_EACCES ? EX_UNAVAILABLE : EX_OSERR;
+		goto fail;
+	}
+	/* Listeners are bound and the config is valid: that is what READY=1 promises. */
+	evd_notify("READY=1");
+
+	uint64_t wd = evd_notify_watchdog_usec();
+	if (wd) {
+		uint64_t every = wd / 2000;
+		uv_timer_start(&d->watchdog, on_watchdog, every ? every : 1, every ? every : 1);
+	}
+
+	rc = start_backend(d);
+	if (rc < 0) {
+		evd_log_error("daemon", "cannot start the NATS backend");
+		d->exit_code = EX_UNAVAILABLE;
+		daemon_stop(d, "start-up failure");
+	}
+
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	goto done;
+
+fail:
+	/* Start-up failed before anything asynchronous began: close what exists and leave. */
+	if (d->publish_srv)
+		evd_http_server_stop(d->publish_srv, 0, on_noop_closed, NULL);
+	if (d->admin_srv)
+		evd_http_server_stop(d->admin_srv, 0, on_noop_closed, NULL);
+	close_own_handles(d);
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+done:
+	uv_walk(&d->loop, walk_close, NULL);
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&d->loop) != 0)
+		evd_log_debug("daemon", "loop closed with handles still open");
+	rc = d->exit_code;
+	evd_log_info("daemon", "stopped (exit %d)", rc);
+	evd_metrics_free(d->metrics);
+	evd_config_free(d->cfg);
+	while (d->retired) {
+		struct retired_config *r = d->retired;
+		d->retired = r->next;
+		evd_config_free(r->cfg);
+		free(r);
+	}
+	free(d);
+	return rc;
+}
