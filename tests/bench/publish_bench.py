@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The publish benchmark (not a timed test). In one run on this machine, with the same 512-byte
+payload:
+
+1. raw JetStream async publish rate from bench_js_raw (nats.c, bounded in flight), without and
+   with the CloudEvents headers + Nats-Msg-Id eventingd writes;
+2. the machine's HTTP ceiling: wrk against nginx answering `return 204;`;
+3. eventingd POST /publish with wrk (64 connections, binary mode, unique ids): rate, latency
+   percentiles, peak RSS; and the latency percentiles again with 16 connections.
+
+Prints eventingd's rate as a ratio of the lower of (1, with headers) and (2).
+
+usage: tests/bench/publish_bench.py [--build build] [--duration 10] [--threads 2]
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from evd_harness import Eventingd, NatsServer, free_port, http_request, wait_for  # noqa: E402
+
+
+def wrk(url, conns, threads, duration, script_args=()):
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s",
+                          "--latency", "-s", os.path.join(HERE, "publish.lua"), url, "--", *script_args],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"^wrk_result (.*)$", out, re.M)
+    if not m:
+        raise SystemExit(f"wrk printed no result:\n{out}")
+    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+
+
+def start_nginx(tmp):
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+error_log {tmp}/nginx-error.log;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp};
+  keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"],
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), 0.2).close() or True, what="nginx")
+    return proc, port
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(HERE, "..", "..", "build"))
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--raw-count", type=int, default=200000)
+    args = ap.parse_args()
+
+    build = os.path.abspath(args.build)
+    os.environ["EVENTINGD"] = os.path.join(build, "eventingd")
+    raw_bin = os.path.join(build, "tests", "bench", "bench_js_raw")
+    for prog in (os.environ["EVENTINGD"], raw_bin):
+        if not os.path.exists(prog):
+            raise SystemExit(f"{prog} missing: build first (ninja -C {build})")
+    for prog in ("wrk", "nginx", "nats-server"):
+        if not shutil.which(prog):
+            raise SystemExit(f"{prog} missing: tools/setup deps installs it")
+
+    tmp = tempfile.mkdtemp(prefix="evd-bench-")
+    nats = NatsServer(tmp).start()
+    evd = Eventingd(tmp, nats_url=nats.url, config={
+        "stream": {"retention": "limits", "max_bytes": "8GiB"},
+        "publish": {"max_in_flight": 8192},
+        "log": {"level": "warn"},
+    })
+    nginx = None
+    try:
+        evd.start()
+        evd.wait_ready()
+
+        # 1. Raw JetStream, into the same stream (subject under kyma.>).
+        raw = {}
+        for mode in ("plain", "headers"):
+            out = subprocess.run([raw_bin, nats.url, f"kyma.bench.raw{mode}", str(args.raw_count), "512",
+                                  "8192"] + (["headers"] if mode == "headers" else []),
+                                 capture_output=True, text=True, check=True).stdout
+            raw[mode] = float(re.search(r"raw_js_rate=(\d+)", out).group(1))
+
+        # 2. HTTP ceiling.
+        nginx, nginx_port = start_nginx(tmp)
+        ceiling = wrk(f"http://127.0.0.1:{nginx_port}/publish", 64, args.threads, args.duration)
+
+        # 3. eventingd.
+        status, _, body = http_request("POST", evd.publish + "/publish", body=b'{"a":1}', headers={
+            "Content-Type": "application/json", "ce-specversion": "1.0", "ce-type": "order.created.v1",
+            "ce-source": "bench", "ce-id": "warmup"})
+        if status != 204:
+            raise SystemExit(f"eventingd refused the benchmark event: {status} {body!r}")
+        e64 = wrk(evd.publish + "/publish", 64, args.threads, args.duration)
+        e16 = wrk(evd.publish + "/publish", 16, args.threads, args.duration)
+        rss_mib = vm_hwm_kib(evd.proc.pid) / 1024
+
+        limit = min(raw["headers"], ceiling["rate"])
+        print()
+        print("publish benchmark (512-byte payload, wrk threads=%d, %ds per run)" % (args.threads, args.duration))
+        print(f"  1. raw JetStream async publish     {raw['plain']:>9.0f} msg/s (no headers)")
+        print(f"     with CE headers + Nats-Msg-Id   {raw['headers']:>9.0f} msg/s")
+        print(f"  2. HTTP ceiling (nginx return 204) {ceiling['rate']:>9.0f} req/s  p99 {ceiling['p99_ms']:.2f} ms")
+        print(f"  3. eventingd POST /publish, 64 c   {e64['rate']:>9.0f} req/s  p50 {e64['p50_ms']:.2f} ms"
+              f"  p90 {e64['p90_ms']:.2f} ms  p99 {e64['p99_ms']:.2f} ms  non-2xx {e64['non2xx']:.0f}")
+        print(f"     eventingd POST /publish, 16 c   {e16['rate']:>9.0f} req/s  p50 {e16['p50_ms']:.2f} ms"
+              f"  p90 {e16['p90_ms']:.2f} ms  p99 {e16['p99_ms']:.2f} ms  non-2xx {e16['non2xx']:.0f}")
+        print(f"     eventingd peak RSS              {rss_mib:>9.1f} MiB")
+        print(f"  ratio eventingd / min(1 with headers, 2) = {e64['rate']:.0f} / {limit:.0f} = {e64['rate'] / limit:.2f}"
+              f"  (target >= 0.5; p99 at 16 c < 10 ms; RSS < 32 MiB)")
+        backend = evd.backend()
+        print(f"  stream now holds {backend['nats']['stream']['messages']} messages")
+    finally:
+        if nginx:
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(10)
+        evd.stop()
+        nats.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
