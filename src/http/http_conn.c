@@ -260,7 +260,7 @@ static void on_write(uv_write_t *wr, int status)
 		return;
 	}
 	evd_http_conn_flush(conn);
-	if (conn->paused && conn->nqueued < conn->srv->limits.max_pipelined)
+	if (conn->paused && !conn->read_done && conn->nqueued < conn->srv->limits.max_pipelined)
 		parse_pending(conn);
 	if (!conn->closing && conn->nqueued == 0 && !conn->cur)
 		uv_timer_start(&conn->timer, on_timer, conn->srv->limits.idle_timeout_ms, 0);
@@ -343,6 +343,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 		if (r->nhdrs == r->hdrs_cap) {
 			r->hdrs_cap = r->hdrs_cap ? r->hdrs_cap * 2 : 16;
 			r->offs = evd_xrealloc(r->offs, r->hdrs_cap * sizeof(*r->offs));
+			r->hdrs = evd_xrealloc(r->hdrs, r->hdrs_cap * sizeof(*r->hdrs));
 		}
 		struct evd_http_hdr_off *o = &r->offs[r->nhdrs++];
 		o->name_off = o->value_off = (uint32_t)r->raw.len;
@@ -403,7 +404,6 @@ static int on_headers_complete(llhttp_t *p)
 	}
 	pub->path = url;
 	if (r->nhdrs > 0) {
-		r->hdrs = evd_xrealloc(r->hdrs, r->hdrs_cap * sizeof(*r->hdrs));
 		for (size_t i = 0; i < r->nhdrs; i++) {
 			const struct evd_http_hdr_off *o = &r->offs[i];
 			const char *v = r->raw.data + o->value_off;

@@ -94,10 +94,25 @@ static void on_server_closed(void *data)
 	uv_close((uv_handle_t *)&ts->stop_async, NULL);
 }
 
+static bool answer_held_on_stop; /* set before the stop is sent, read on the loop */
+
+static void on_answer_held(uv_timer_t *t)
+{
+	if (held)
+		evd_http_respond_text(held, 200, NULL, "answered while stopping");
+	held = NULL;
+	uv_close((uv_handle_t *)t, on_delayed_closed);
+}
+
 static void on_stop_async(uv_async_t *a)
 {
 	struct test_server *ts = a->data;
 	evd_http_server_stop(ts->srv, 500, on_server_closed, ts);
+	if (answer_held_on_stop) {
+		uv_timer_t *t = calloc(1, sizeof(*t));
+		uv_timer_init(&ts->loop, t);
+		uv_timer_start(t, on_answer_held, 100, 0);
+	}
 }
 
 static void *server_main(void *arg)
@@ -450,11 +465,70 @@ static void test_disconnect_pending(const char *addr)
 	CHECK_INT(one_shot(addr, "GET /release HTTP/1.1\r\n\r\n", &r), 200);
 	CHECK_STR(r.body, "released\n");
 
-	/* A held request at stop: the stop timer closes the connection, then it is answered. */
-	CHECK_INT(client_open(&c, addr), 0);
+}
+
+/* Stop with an idle and a busy connection: the idle one closes at once, the busy one gets its
+ * response (with Connection: close) and then closes. */
+static void test_graceful_stop(struct test_server *ts)
+{
+	struct client idle, busy;
+	struct response r;
+	CHECK_INT(client_open(&idle, ts->addr), 0);
+	client_send(&idle, "GET /echo HTTP/1.1\r\n\r\n");
+	CHECK_INT(client_response(&idle, &r), 0);
+	CHECK_INT(client_open(&busy, ts->addr), 0);
+	client_send(&busy, "GET /hold HTTP/1.1\r\n\r\n");
+	usleep(50 * 1000);
+	answer_held_on_stop = true;
+	uv_async_send(&ts->stop_async);
+	CHECK(client_sees_close(&idle));
+	CHECK_INT(client_response(&busy, &r), 0);
+	CHECK_INT(r.status, 200);
+	CHECK_STR(r.body, "answered while stopping\n");
+	CHECK(strstr(r.headers, "Connection: close\r\n") != NULL);
+	CHECK(client_sees_close(&busy));
+	client_close(&idle);
+	client_close(&busy);
+	pthread_join(ts->thread, NULL);
+	CHECK_INT(uv_loop_close(&ts->loop), 0);
+	answer_held_on_stop = false;
+}
+
+/* A request still held when the stop timeout expires: the connection is closed by force, the
+ * server finishes, and answering the request afterwards only frees it. */
+static void test_forced_stop(void)
+{
+	struct test_server ts;
+	struct client c;
+	server_start(&ts, NULL);
+	CHECK_INT(client_open(&c, ts.addr), 0);
 	client_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
 	usleep(50 * 1000);
 	client_close(&c);
+	server_stop(&ts);
+	CHECK(held == NULL);
+}
+
+/* Whatever arrives, the server answers 400 or closes; it never crashes or hangs. */
+static void test_garbage(const char *addr)
+{
+	unsigned seed = 12345;
+	for (int i = 0; i < 200; i++) {
+		char junk[512];
+		size_t n = 1 + (size_t)(rand_r(&seed) % (sizeof(junk) - 1));
+		for (size_t k = 0; k < n; k++) {
+			/* Mostly plausible request bytes, some binary. */
+			const char alphabet[] = "GET POST / HTTP/1.1\r\n:Content-Length: 0123chunked";
+			junk[k] = rand_r(&seed) % 4 ? alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)]
+						    : (char)rand_r(&seed);
+		}
+		struct client c;
+		CHECK_INT(client_open(&c, addr), 0);
+		send(c.fd, junk, n, MSG_NOSIGNAL);
+		shutdown(c.fd, SHUT_WR);
+		CHECK(client_sees_close(&c));
+		client_close(&c);
+	}
 }
 
 /* ---- fetch -------------------------------------------------------------------------------- */
@@ -622,6 +696,8 @@ int main(void)
 	test_max_connections(ts.addr);
 	test_fetch(ts.addr);
 	test_disconnect_pending(ts.addr);
-	server_stop(&ts);
+	test_garbage(ts.addr);
+	test_graceful_stop(&ts);
+	test_forced_stop();
 	UNIT_MAIN_END();
 }
