@@ -4,6 +4,7 @@
  * the graceful stop, and formatting responses (status line, cached Date, Content-Length,
  * Connection). Reading, parsing and the ordered response queue live in http_conn.c.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +260,7 @@ void evd_http_respond(struct evd_http_request *pub, int status, const char *cont
 {
 	struct evd_http_req *req = (struct evd_http_req *)pub;
 	struct evd_http_conn *conn = req->conn;
+	assert(req->state == EVD_REQ_HANDLER); /* exactly one response per request */
 	conn->nhandler--;
 	if (conn->closing || conn->closed) {
 		/* The client went away: the response has nowhere to go. */

@@ -509,6 +509,40 @@ static void test_forced_stop(void)
 	CHECK(held == NULL);
 }
 
+/* An IPv6 listener and an IPv6 fetch URL; skipped where the host has no ::1. */
+static void test_ipv6(void)
+{
+	int probe = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	bool ok = probe >= 0 && bind(probe, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
+	if (probe >= 0)
+		close(probe);
+	if (!ok) {
+		fprintf(stderr, "no IPv6 loopback, skipping the IPv6 test\n");
+		return;
+	}
+	struct test_server ts;
+	memset(&ts, 0, sizeof(ts));
+	uv_loop_init(&ts.loop);
+	uv_async_init(&ts.loop, &ts.stop_async, on_stop_async);
+	ts.stop_async.data = &ts;
+	struct evd_http_server_opts o = {
+		.name = "test6", .listen = "[::1]:0", .handler = handler, .data = &ts.loop,
+	};
+	CHECK_INT(evd_http_server_start(&ts.loop, &o, &ts.srv), 0);
+	const char *a = evd_http_server_address(ts.srv);
+	CHECK(strncmp(a, "[::1]:", 6) == 0);
+	pthread_create(&ts.thread, NULL, server_main, &ts);
+	char url[128], err[256];
+	snprintf(url, sizeof(url), "http://%s/echo?v6", a);
+	struct evd_http_fetch_result res;
+	CHECK_INT(evd_http_fetch("GET", url, NULL, NULL, 0, 2000, &res, err, sizeof(err)), 0);
+	CHECK_INT(res.status, 200);
+	CHECK_STR(res.body.data, "GET /echo v6 ");
+	evd_http_fetch_result_free(&res);
+	server_stop(&ts);
+}
+
 /* Whatever arrives, the server answers 400 or closes; it never crashes or hangs. */
 static void test_garbage(const char *addr)
 {
@@ -699,5 +733,6 @@ int main(void)
 	test_garbage(ts.addr);
 	test_graceful_stop(&ts);
 	test_forced_stop();
+	test_ipv6();
 	UNIT_MAIN_END();
 }
