@@ -125,6 +125,22 @@ void evd_http_conn_flush(struct evd_http_conn *conn);
 /* An answered request on a closed connection: free it, and the connection if it was the last. */
 void evd_http_conn_discard(struct evd_http_req *req);
 
+void evd_http_conn_read_start(struct evd_http_conn *conn);
+void evd_http_conn_read_stop(struct evd_http_conn *conn);
+
+/* http_parse.c */
+void evd_http_req_free(struct evd_http_req *r);
+/* Back to the connection's freelist (or freed). */
+void evd_http_req_put(struct evd_http_conn *conn, struct evd_http_req *r);
+void evd_http_queue_remove(struct evd_http_conn *conn, struct evd_http_req *r);
+/* Runs the parser over data (the read buffer, or conn->pending when from_pending). */
+void evd_http_conn_execute(struct evd_http_conn *conn, const char *data, size_t len,
+			   bool from_pending);
+/* Responses went out: resume a parser paused at max_pipelined, then reading. */
+void evd_http_conn_parse_pending(struct evd_http_conn *conn);
+/* Answers the request being parsed with an error status, in order, and stops reading. */
+void evd_http_conn_reject(struct evd_http_conn *conn, int status, const char *reason);
+
 /* http_server.c */
 /* Unlinks a closed connection; then, once conn may be gone, evd_http_server_check_stopped(). */
 void evd_http_server_conn_gone(struct evd_http_server *srv, struct evd_http_conn *conn);
