@@ -49,6 +49,21 @@ struct server_info {
 	char version[32];
 };
 
+/*
+ * A bridge item that knows its evd_nats. The item is the first member, so the item pointer the
+ * bridge hands back is a pointer to the nats_work (C11 6.7.2.1p15); this avoids container_of's
+ * char-pointer arithmetic, which clang's -Wcast-align rejects.
+ */
+struct nats_work {
+	struct evd_bridge_item item;
+	struct evd_nats *n;
+};
+
+static struct evd_nats *owner(struct evd_bridge_item *item)
+{
+	return ((struct nats_work *)item)->n;
+}
+
 struct evd_nats {
 	uv_loop_t *loop;
 	struct evd_bridge *bridge;
@@ -69,22 +84,19 @@ struct evd_nats {
 	jsCtx *js;
 
 	struct {
-		struct evd_bridge_item item;
-		struct evd_nats *n;
+		struct nats_work w;
 		natsStatus status;
 		int err;
 	} connect;
 	struct {
-		struct evd_bridge_item item;
-		struct evd_nats *n;
+		struct nats_work w;
 		struct evd_nats_stream_spec spec;
 		jsStreamInfo *si;
 		struct server_info server;
 		int err;
 	} ensure;
 	struct {
-		struct evd_bridge_item item;
-		struct evd_nats *n;
+		struct nats_work w;
 		char *stream;
 		jsStreamInfo *si;
 		struct server_info server;
@@ -92,8 +104,7 @@ struct evd_nats {
 		jsErrCode jerr;
 	} info;
 	struct {
-		struct evd_bridge_item item;
-		struct evd_nats *n;
+		struct nats_work w;
 	} close;
 	bool ensure_busy, ensure_again, info_busy;
 	void (*on_closed)(void *data);
@@ -110,7 +121,7 @@ struct evd_nats {
 	/* Shared with nats.c's threads. */
 	uv_mutex_t ev_lock;
 	uv_cond_t ev_cond;
-	struct evd_bridge_item ev_item;
+	struct nats_work ev;
 	bool ev_posted, ev_stop, ev_closed, ev_saw_connect, ev_saw_disconnect, closed_fired;
 	enum ev_kind ev_last;
 	char ev_error[256];
@@ -216,7 +227,7 @@ static void ev_record(struct evd_nats *n, enum ev_kind kind, const char *error)
 		snprintf(n->ev_error, sizeof(n->ev_error), "%s", error);
 	if (!n->ev_posted && !n->ev_stop) {
 		n->ev_posted = true;
-		evd_bridge_post(n->bridge, &n->ev_item);
+		evd_bridge_post(n->bridge, &n->ev.item);
 	}
 	uv_mutex_unlock(&n->ev_lock);
 }
@@ -241,7 +252,7 @@ static void on_nc_closed(natsConnection *nc, void *closure)
 	uv_cond_signal(&n->ev_cond);
 	if (!n->ev_posted && !n->ev_stop) {
 		n->ev_posted = true;
-		evd_bridge_post(n->bridge, &n->ev_item);
+		evd_bridge_post(n->bridge, &n->ev.item);
 	}
 	uv_mutex_unlock(&n->ev_lock);
 }
@@ -299,7 +310,7 @@ static void process_events(struct evd_nats *n)
 
 static void on_ev_loop(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, ev_item);
+	struct evd_nats *n = owner(item);
 
 	uv_mutex_lock(&n->ev_lock);
 	n->ev_posted = false;
@@ -456,7 +467,7 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 
 static void connect_on_worker(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, connect.item);
+	struct evd_nats *n = owner(item);
 	natsOptions *o = NULL;
 	jsOptions jo;
 	natsStatus s;
@@ -499,7 +510,7 @@ static void connect_on_worker(struct evd_bridge_item *item)
 
 static void connect_on_loop(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, connect.item);
+	struct evd_nats *n = owner(item);
 
 	if (n->closing)
 		return; /* the close work, queued behind us, destroys what we made */
@@ -524,16 +535,16 @@ static void connect_on_loop(struct evd_bridge_item *item)
 
 static void submit_connect(struct evd_nats *n)
 {
-	n->connect.item.on_worker = connect_on_worker;
-	n->connect.item.on_loop = connect_on_loop;
-	evd_bridge_work(n->bridge, &n->connect.item);
+	n->connect.w.item.on_worker = connect_on_worker;
+	n->connect.w.item.on_loop = connect_on_loop;
+	evd_bridge_work(n->bridge, &n->connect.w.item);
 }
 
 /* ---- ensure the stream ---- */
 
 static void ensure_on_worker(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, ensure.item);
+	struct evd_nats *n = owner(item);
 
 	n->ensure.si = NULL;
 	n->ensure.err = evd_nats_ensure_stream_conf(n->js, &n->ensure.spec, &n->ensure.si);
@@ -542,7 +553,7 @@ static void ensure_on_worker(struct evd_bridge_item *item)
 
 static void ensure_on_loop(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, ensure.item);
+	struct evd_nats *n = owner(item);
 	int err = n->ensure.err;
 
 	n->ensure_busy = false;
@@ -586,9 +597,9 @@ static void request_ensure(struct evd_nats *n)
 	n->ensure_busy = true;
 	n->ensure_again = false;
 	evd_nats_stream_spec_copy(&n->ensure.spec, &n->spec);
-	n->ensure.item.on_worker = ensure_on_worker;
-	n->ensure.item.on_loop = ensure_on_loop;
-	evd_bridge_work(n->bridge, &n->ensure.item);
+	n->ensure.w.item.on_worker = ensure_on_worker;
+	n->ensure.w.item.on_loop = ensure_on_loop;
+	evd_bridge_work(n->bridge, &n->ensure.w.item);
 }
 
 static void on_retry_timer(uv_timer_t *t)
@@ -607,7 +618,7 @@ static void on_retry_timer(uv_timer_t *t)
 
 static void info_on_worker(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, info.item);
+	struct evd_nats *n = owner(item);
 
 	n->info.si = NULL;
 	n->info.jerr = 0;
@@ -617,7 +628,7 @@ static void info_on_worker(struct evd_bridge_item *item)
 
 static void info_on_loop(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, info.item);
+	struct evd_nats *n = owner(item);
 
 	n->info_busy = false;
 	free(n->info.stream);
@@ -650,9 +661,9 @@ void evd_nats_refresh_info(struct evd_nats *n)
 		return;
 	n->info_busy = true;
 	n->info.stream = evd_xstrdup(n->spec.name);
-	n->info.item.on_worker = info_on_worker;
-	n->info.item.on_loop = info_on_loop;
-	evd_bridge_work(n->bridge, &n->info.item);
+	n->info.w.item.on_worker = info_on_worker;
+	n->info.w.item.on_loop = info_on_loop;
+	evd_bridge_work(n->bridge, &n->info.w.item);
 }
 
 static void on_info_timer(uv_timer_t *t)
@@ -688,8 +699,8 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	n->tls_cert = dup_or_null(cfg->nats.tls.cert);
 	n->tls_key = dup_or_null(cfg->nats.tls.key);
 	evd_nats_stream_spec_from_config(&n->spec, cfg);
-	n->connect.n = n->ensure.n = n->info.n = n->close.n = n;
-	n->ev_item.on_loop = on_ev_loop;
+	n->connect.w.n = n->ensure.w.n = n->info.w.n = n->close.w.n = n->ev.n = n;
+	n->ev.item.on_loop = on_ev_loop;
 
 	if ((err = uv_mutex_init(&n->ev_lock)) < 0)
 		goto fail_mutex;
@@ -827,7 +838,7 @@ void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out)
 
 static void close_on_worker(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, close.item);
+	struct evd_nats *n = owner(item);
 
 	uv_mutex_lock(&n->ev_lock);
 	n->ev_stop = true;
@@ -899,7 +910,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void close_on_loop(struct evd_bridge_item *item)
 {
-	struct evd_nats *n = EVD_CONTAINER_OF(item, struct evd_nats, close.item);
+	struct evd_nats *n = owner(item);
 
 	n->state = EVD_NATS_CLOSED;
 	evd_log_info("nats", "connection closed");
@@ -915,7 +926,7 @@ void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *dat
 	uv_timer_stop(&n->retry_timer);
 	uv_timer_stop(&n->info_timer);
 	/* Behind any connect/ensure/info work already queued: FIFO, so they see nc first. */
-	n->close.item.on_worker = close_on_worker;
-	n->close.item.on_loop = close_on_loop;
-	evd_bridge_work(n->bridge, &n->close.item);
+	n->close.w.item.on_worker = close_on_worker;
+	n->close.w.item.on_loop = close_on_loop;
+	evd_bridge_work(n->bridge, &n->close.w.item);
 }
