@@ -73,6 +73,7 @@ struct evd_nats {
 	bool started, connect_done, closing;
 
 	/* Copied from the config at creation (restart keys). */
+	char *url_shown; /* url without credentials, for logs and JSON */
 	char *url, *creds, *token, *user, *password, *tls_ca, *tls_cert, *tls_key;
 	struct evd_nats_stream_spec spec; /* reloadable; loop-owned */
 	jsPubAckHandler ack_handler;
@@ -385,6 +386,36 @@ out:
 	freeaddrinfo(res);
 }
 
+/* See nats_conn.h: URLs go to logs and to the status API, credentials must not. */
+char *evd_nats_redact_urls(const char *urls)
+{
+	struct evd_buf b = EVD_BUF_INIT;
+	const char *p = urls;
+
+	while (*p) {
+		size_t seg = strcspn(p, ","), host;
+		const char *scheme = strstr(p, "://");
+		const char *start = scheme && (size_t)(scheme - p) < seg ? scheme + 3 : p;
+		const char *at = NULL;
+
+		host = strcspn(start, ",/");
+		for (const char *q = start; q < start + host; q++)
+			if (*q == '@')
+				at = q;
+		if (at) {
+			evd_buf_append(&b, p, (size_t)(start - p));
+			evd_buf_append_str(&b, "***");
+			evd_buf_append(&b, at, seg - (size_t)(at - p));
+		} else {
+			evd_buf_append(&b, p, seg);
+		}
+		p += seg;
+		if (*p == ',')
+			evd_buf_append_char(&b, *p++);
+	}
+	return evd_buf_steal(&b);
+}
+
 /* Worker. */
 static void read_server(natsConnection *nc, struct server_info *si, bool probe)
 {
@@ -395,11 +426,19 @@ static void read_server(natsConnection *nc, struct server_info *si, bool probe)
 		si->url[0] = '\0';
 	if (probe && si->url[0])
 		probe_server_info(si);
+	if (strchr(si->url, '@')) {
+		char *shown = evd_nats_redact_urls(si->url);
+
+		snprintf(si->url, sizeof(si->url), "%s", shown);
+		free(shown);
+	}
 }
 
 /* Keeps name/version from the last probe when the server (id) is the same. */
 static void store_server(struct evd_nats *n, const struct server_info *si, bool probed)
 {
+	if (!si->id[0])
+		return; /* not connected at that moment: keep what we knew */
 	if (!probed && strcmp(si->id, n->server.id) == 0) {
 		snprintf(n->server.url, sizeof(n->server.url), "%s", si->url);
 		return;
@@ -517,7 +556,7 @@ static void connect_on_loop(struct evd_bridge_item *item)
 	if (n->connect.err < 0) {
 		char text[128];
 
-		snprintf(text, sizeof(text), "cannot connect to %s: %s", n->url, strerror(-n->connect.err));
+		snprintf(text, sizeof(text), "cannot connect to %s: %s", n->url_shown, strerror(-n->connect.err));
 		set_last_error(n, text);
 		evd_log_error("nats", "%s; retrying in %d s", text, CONNECT_RETRY_MS / 1000);
 		uv_timer_start(&n->retry_timer, on_retry_timer, CONNECT_RETRY_MS, 0);
@@ -528,7 +567,7 @@ static void connect_on_loop(struct evd_bridge_item *item)
 		set_state(n, EVD_NATS_CONNECTED);
 		request_ensure(n);
 	} else {
-		evd_log_info("nats", "no NATS server at %s yet; nats.c keeps trying", n->url);
+		evd_log_info("nats", "no NATS server at %s yet; nats.c keeps trying", n->url_shown);
 	}
 	process_events(n);
 }
@@ -691,6 +730,7 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	n->state = EVD_NATS_CONNECTING;
 	n->max_pending = DEFAULT_MAX_PENDING;
 	n->url = evd_xstrdup(url);
+	n->url_shown = evd_nats_redact_urls(url);
 	n->creds = dup_or_null(cfg->nats.creds);
 	n->token = dup_or_null(cfg->nats.token);
 	n->user = dup_or_null(cfg->nats.user);
@@ -719,6 +759,7 @@ fail_cond:
 fail_mutex:
 	evd_nats_stream_spec_free(&n->spec);
 	free(n->url);
+	free(n->url_shown);
 	free(n->creds);
 	free(n->token);
 	free(n->user);
@@ -746,7 +787,7 @@ int evd_nats_start(struct evd_nats *n)
 	if (n->started || n->closing)
 		return -EALREADY;
 	n->started = true;
-	evd_log_info("nats", "connecting to %s", n->url);
+	evd_log_info("nats", "connecting to %s", n->url_shown);
 	submit_connect(n);
 	return 0;
 }
@@ -788,7 +829,7 @@ void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out)
 	char *text;
 
 	cJSON_AddStringToObject(root, "state", evd_nats_state_name(n->state));
-	cJSON_AddStringToObject(root, "url", n->url);
+	cJSON_AddStringToObject(root, "url", n->url_shown);
 	server = cJSON_AddObjectToObject(root, "server");
 	json_str(server, "id", n->server.id);
 	json_str(server, "url", n->server.url);
@@ -886,6 +927,7 @@ static void nats_free(struct evd_nats *n)
 	evd_nats_stream_spec_free(&n->spec);
 	free(n->last_error);
 	free(n->url);
+	free(n->url_shown);
 	free(n->creds);
 	free(n->token);
 	free(n->user);

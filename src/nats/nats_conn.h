@@ -124,6 +124,12 @@ const char *evd_nats_storage_name(jsStorageType t);
 const char *evd_nats_retention_name(jsRetentionPolicy r);
 const char *evd_nats_discard_name(jsDiscardPolicy d);
 
+/*
+ * Any thread. A copy of a comma-separated URL list for logs and status, with the user-info part
+ * of each URL ("user:password@", "token@") replaced by three asterisks. Caller frees.
+ */
+char *evd_nats_redact_urls(const char *urls);
+
 /* Turns a natsStatus into a negative errno-style code, logging nats.c's error text. */
 int evd_nats_status_to_err(natsStatus s, const char *what);
 

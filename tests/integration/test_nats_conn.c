@@ -78,7 +78,7 @@ static int free_port(void)
 	return port;
 }
 
-static void start_server(void)
+static void start_server_js(bool js)
 {
 	char port[16], log_path[600];
 	int fd;
@@ -96,10 +96,18 @@ static void start_server(void)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execl(server_bin, server_bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", store_dir,
-		      (char *)NULL);
+		if (js)
+			execl(server_bin, server_bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd",
+			      store_dir, (char *)NULL);
+		else
+			execl(server_bin, server_bin, "-a", "127.0.0.1", "-p", port, (char *)NULL);
 		_exit(127);
 	}
+}
+
+static void start_server(void)
+{
+	start_server_js(true);
 }
 
 static void kill_server(void)
@@ -345,6 +353,40 @@ static void test_server_later(void)
 	kill_server();
 }
 
+/* A server without JetStream: CONNECTED with a clear last_error, READY once JetStream is on. */
+static void test_no_jetstream(void)
+{
+	struct evd_config cfg;
+	struct evd_bridge *b = NULL;
+	struct evd_nats *n = NULL;
+	struct evd_buf json = EVD_BUF_INIT;
+	char url[64];
+
+	server_port = free_port();
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", server_port);
+	test_config(&cfg);
+	start_server_js(false);
+	nstates = 0;
+	CHECK_INT(evd_bridge_new(&loop, &b), 0);
+	CHECK_INT(evd_nats_new(&loop, b, &cfg, url, on_state, NULL, &n), 0);
+	CHECK_INT(evd_nats_start(n), 0);
+	CHECK(wait_state(n, EVD_NATS_CONNECTED, 20000));
+	spin(4000); /* at least one retry of the ensure */
+	CHECK_INT(evd_nats_state(n), EVD_NATS_CONNECTED);
+	evd_nats_backend_json(n, &json);
+	CHECK(strstr(json.data, "JetStream is not enabled") != NULL);
+	CHECK(strstr(json.data, "\"stream\":null") != NULL);
+	if (!strstr(json.data, "JetStream is not enabled"))
+		fprintf(stderr, "backend json: %s\n", json.data);
+	evd_buf_free(&json);
+
+	kill_server();
+	start_server_js(true);
+	CHECK(wait_state(n, EVD_NATS_READY, 30000));
+	close_all(n, b);
+	kill_server();
+}
+
 static void test_close_never_connected(void)
 {
 	struct evd_config cfg;
@@ -385,6 +427,7 @@ int main(void)
 
 	test_server_first();
 	test_server_later();
+	test_no_jetstream();
 	test_close_never_connected();
 
 	CHECK_INT(uv_loop_close(&loop), 0);
