@@ -67,14 +67,24 @@ const char *evd_nats_state_name(enum evd_nats_state s);
 natsConnection *evd_nats_connection(struct evd_nats *n);
 jsCtx *evd_nats_js(struct evd_nats *n);
 
-/* Stream settings to apply on the next ensure (SIGHUP may change reloadable stream keys). */
+/*
+ * Stream settings to apply on the next ensure (SIGHUP may change reloadable stream keys). When
+ * connected, that ensure starts at once (the state stays READY while it runs).
+ */
 void evd_nats_set_config(struct evd_nats *n, const struct evd_config *cfg);
 
 /*
  * A snapshot for GET /v1/backend and `eventingd status`, refreshed on the worker every few
  * seconds while connected (and on demand by evd_nats_refresh_info): connection state, server
  * URL, server id/version, JetStream stream name, messages, bytes, consumers, limits, and the last
- * error. Appends a JSON object to out.
+ * error. Appends a JSON object to out:
+ *   {"state":"ready","url":"nats://...",
+ *    "server":{"id":..,"url":..,"version":..,"name":..},
+ *    "stream":{"name","subjects":[..],"storage","retention","discard","messages","bytes",
+ *              "consumers","max_bytes","max_age_ms","replicas","usage_ratio"} | null,
+ *    "last_error":"..." | null}
+ * Unknown strings are null; max_bytes, max_age_ms and usage_ratio (bytes / max_bytes) are null
+ * when unlimited. URLs never carry credentials. Never blocks: it prints the cached snapshot.
  */
 struct evd_buf;
 void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out);
@@ -82,7 +92,11 @@ void evd_nats_refresh_info(struct evd_nats *n);
 
 /*
  * Drains and closes the connection on the worker (natsConnection_Drain with a timeout, then
- * Destroy), then calls on_closed on the loop and frees n.
+ * Destroy), then frees n and calls on_closed(data) on the loop. The close work queues behind any
+ * work already submitted; it returns only after nats.c has run its closed callback, since nats.c
+ * may call ours until then. Users of the connection and jsCtx (subscriptions, publishes) must be
+ * stopped before. The bridge must stay open until on_closed has run. No state callback is made
+ * for this close. nats_Close() is left to the process exit.
  */
 void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *data);
 
