@@ -337,6 +337,8 @@ static void probe_server_info(struct server_info *si)
 	int fd = -1;
 	cJSON *info = NULL, *v;
 
+	if (strncmp(si->url, "ws", 2) == 0)
+		return; /* a websocket port answers HTTP, not INFO */
 	p = p ? p + 3 : si->url;
 	if (*p == '[') {
 		end = strchr(p, ']');
