@@ -48,6 +48,15 @@ typedef void (*evd_nats_state_cb)(struct evd_nats *n, enum evd_nats_state state,
 int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_config *cfg,
 		 const char *url, evd_nats_state_cb on_state, void *data, struct evd_nats **out);
 
+/*
+ * Before evd_nats_start only: the async-publish ack handler and the PublishAsync.MaxPending
+ * limit of the JetStream context (nats.c takes both only in the jsOptions given at context
+ * creation). handler NULL: nats.c's default (errors only through js_PublishAsyncGetPendingList).
+ * The handler runs on a nats.c thread and must only post to the bridge. closure is not owned.
+ */
+void evd_nats_set_pub_ack_handler(struct evd_nats *n, jsPubAckHandler handler, void *closure);
+void evd_nats_set_pub_max_pending(struct evd_nats *n, int64_t max_pending);
+
 /* Starts connecting (asynchronously). */
 int evd_nats_start(struct evd_nats *n);
 
@@ -58,14 +67,24 @@ const char *evd_nats_state_name(enum evd_nats_state s);
 natsConnection *evd_nats_connection(struct evd_nats *n);
 jsCtx *evd_nats_js(struct evd_nats *n);
 
-/* Stream settings to apply on the next ensure (SIGHUP may change reloadable stream keys). */
+/*
+ * Stream settings to apply on the next ensure (SIGHUP may change reloadable stream keys). When
+ * connected, that ensure starts at once (the state stays READY while it runs).
+ */
 void evd_nats_set_config(struct evd_nats *n, const struct evd_config *cfg);
 
 /*
  * A snapshot for GET /v1/backend and `eventingd status`, refreshed on the worker every few
  * seconds while connected (and on demand by evd_nats_refresh_info): connection state, server
  * URL, server id/version, JetStream stream name, messages, bytes, consumers, limits, and the last
- * error. Appends a JSON object to out.
+ * error. Appends a JSON object to out:
+ *   {"state":"ready","url":"nats://...",
+ *    "server":{"id":..,"url":..,"version":..,"name":..},
+ *    "stream":{"name","subjects":[..],"storage","retention","discard","messages","bytes",
+ *              "consumers","max_bytes","max_age_ms","replicas","usage_ratio"} | null,
+ *    "last_error":"..." | null}
+ * Unknown strings are null; max_bytes, max_age_ms and usage_ratio (bytes / max_bytes) are null
+ * when unlimited. URLs never carry credentials. Never blocks: it prints the cached snapshot.
  */
 struct evd_buf;
 void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out);
@@ -73,9 +92,57 @@ void evd_nats_refresh_info(struct evd_nats *n);
 
 /*
  * Drains and closes the connection on the worker (natsConnection_Drain with a timeout, then
- * Destroy), then calls on_closed on the loop and frees n.
+ * Destroy), then frees n and calls on_closed(data) on the loop. The close work queues behind any
+ * work already submitted; it returns only after nats.c has run its closed callback, since nats.c
+ * may call ours until then. Users of the connection and jsCtx (subscriptions, publishes) must be
+ * stopped before. The bridge must stay open until on_closed has run. No state callback is made
+ * for this close. nats_Close() is left to the process exit.
  */
 void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *data);
+
+/*
+ * A stream as eventingd wants it (nats_stream.c). The main stream comes from the stream.* keys;
+ * the dead-letter stream builds its own. Strings owned by the spec (evd_nats_stream_spec_free).
+ */
+struct evd_nats_stream_spec {
+	char *name;
+	char *subject; /* the one subject filter, "<prefix>.>" */
+	enum evd_stream_storage storage;
+	enum evd_stream_retention retention;
+	enum evd_stream_discard discard;
+	uint64_t max_bytes;       /* 0: unlimited */
+	int64_t max_age;          /* ms, 0: unlimited */
+	uint32_t replicas;        /* 0 counts as 1 */
+	int64_t duplicate_window; /* ms, 0: the server's default */
+};
+
+/* The main stream of cfg: stream.name with subjects ["<stream.subject_prefix>.>"]. */
+void evd_nats_stream_spec_from_config(struct evd_nats_stream_spec *spec, const struct evd_config *cfg);
+void evd_nats_stream_spec_copy(struct evd_nats_stream_spec *dst, const struct evd_nats_stream_spec *src);
+void evd_nats_stream_spec_free(struct evd_nats_stream_spec *spec);
+
+/*
+ * Worker thread only (blocks on JetStream requests). Makes the stream exist with spec's
+ * settings: creates it when missing, updates what JetStream lets be updated (subjects, max_bytes,
+ * max_age, discard, replicas, duplicate window) and logs an error for what it does not (storage,
+ * retention) naming the key, the running and the configured value and what to do. A failed
+ * update is logged and the stream that runs is kept. Returns 0 with *si_out set to the running
+ * stream's info (caller frees with jsStreamInfo_Destroy, on any thread), or a negative errno
+ * (logged; e.g. -EHOSTUNREACH when JetStream is not enabled).
+ */
+int evd_nats_ensure_stream_conf(jsCtx *js, const struct evd_nats_stream_spec *spec,
+				jsStreamInfo **si_out);
+
+/* Names for logs and JSON: "file", "interest", "new"... */
+const char *evd_nats_storage_name(jsStorageType t);
+const char *evd_nats_retention_name(jsRetentionPolicy r);
+const char *evd_nats_discard_name(jsDiscardPolicy d);
+
+/*
+ * Any thread. A copy of a comma-separated URL list for logs and status, with the user-info part
+ * of each URL ("user:password@", "token@") replaced by three asterisks. Caller frees.
+ */
+char *evd_nats_redact_urls(const char *urls);
 
 /* Turns a natsStatus into a negative errno-style code, logging nats.c's error text. */
 int evd_nats_status_to_err(natsStatus s, const char *what);

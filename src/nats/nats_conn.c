@@ -1,0 +1,976 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The NATS connection: connect, ensure the stream, track the state, report it (nats_conn.h).
+ *
+ * Three kinds of thread touch a struct evd_nats:
+ *   - the loop: everything not listed below;
+ *   - the bridge worker: the work items (connect, ensure, info, close). nc and js are written by
+ *     the connect work and read by later work on the same thread; the loop reads them only after
+ *     the connect work came back through the bridge (its mutex orders the accesses);
+ *   - nats.c's callback thread: the connection callbacks, which touch only the ev_* fields
+ *     under ev_lock and post ev_item (at most once until the loop has taken it).
+ * Work items own copies of what they read (the stream spec), so the loop may change its own
+ * copy while one runs.
+ *
+ * Lifetime: nats.c may call our callbacks until its closed callback has run. The close work
+ * stops posting (ev_stop), drains/closes the connection and waits for the closed callback
+ * before it destroys the connection; only then does the loop free the evd_nats. nats_Close() is
+ * the daemon's, at exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "nats/nats_conn.h"
+#include "util/util_buf.h"
+#include "util/util_log.h"
+#include "util/util_mem.h"
+
+#define CONNECT_RETRY_MS 5000 /* connect failed before nats.c took over (bad creds file...) */
+#define ENSURE_RETRY_MS 3000  /* stream could not be ensured (JetStream off, timeout...) */
+#define INFO_EVERY_MS 5000    /* stream info refresh while READY */
+#define DRAIN_TIMEOUT_MS 5000
+#define DEFAULT_MAX_PENDING 65536
+
+enum ev_kind { EV_NONE, EV_CONNECT, EV_DISCONNECT };
+
+struct server_info {
+	char id[64];
+	char url[256];
+	char name[128];
+	char version[32];
+};
+
+/*
+ * A bridge item that knows its evd_nats. The item is the first member, so the item pointer the
+ * bridge hands back is a pointer to the nats_work (C11 6.7.2.1p15); this avoids container_of's
+ * char-pointer arithmetic, which clang's -Wcast-align rejects.
+ */
+struct nats_work {
+	struct evd_bridge_item item;
+	struct evd_nats *n;
+};
+
+static struct evd_nats *owner(struct evd_bridge_item *item)
+{
+	return ((struct nats_work *)item)->n;
+}
+
+struct evd_nats {
+	uv_loop_t *loop;
+	struct evd_bridge *bridge;
+	evd_nats_state_cb on_state;
+	void *data;
+	enum evd_nats_state state;
+	bool started, connect_done, closing;
+
+	/* Copied from the config at creation (restart keys). */
+	char *url_shown; /* url without credentials, for logs and JSON */
+	char *url, *creds, *token, *user, *password, *tls_ca, *tls_cert, *tls_key;
+	struct evd_nats_stream_spec spec; /* reloadable; loop-owned */
+	jsPubAckHandler ack_handler;
+	void *ack_closure;
+	int64_t max_pending;
+
+	/* Written by the connect work (worker), see the top of the file. */
+	natsConnection *nc;
+	jsCtx *js;
+
+	struct {
+		struct nats_work w;
+		natsStatus status;
+		int err;
+	} connect;
+	struct {
+		struct nats_work w;
+		struct evd_nats_stream_spec spec;
+		jsStreamInfo *si;
+		struct server_info server;
+		int err;
+	} ensure;
+	struct {
+		struct nats_work w;
+		char *stream;
+		jsStreamInfo *si;
+		struct server_info server;
+		natsStatus status;
+		jsErrCode jerr;
+	} info;
+	struct {
+		struct nats_work w;
+	} close;
+	bool ensure_busy, ensure_again, info_busy;
+	void (*on_closed)(void *data);
+	void *closed_data;
+
+	uv_timer_t retry_timer, info_timer;
+	int open_handles;
+
+	/* Snapshot for evd_nats_backend_json (loop). */
+	jsStreamInfo *si;
+	struct server_info server;
+	char *last_error;
+
+	/* Shared with nats.c's threads. */
+	uv_mutex_t ev_lock;
+	uv_cond_t ev_cond;
+	struct nats_work ev;
+	bool ev_posted, ev_stop, ev_closed, ev_saw_connect, ev_saw_disconnect, closed_fired;
+	enum ev_kind ev_last;
+	char ev_error[256];
+};
+
+static void request_ensure(struct evd_nats *n);
+static void on_retry_timer(uv_timer_t *t);
+static void on_info_timer(uv_timer_t *t);
+static void close_and_wait(struct evd_nats *n);
+
+int evd_nats_status_to_err(natsStatus s, const char *what)
+{
+	natsStatus last = NATS_OK;
+	const char *text;
+
+	if (s == NATS_OK)
+		return 0;
+	text = nats_GetLastError(&last);
+	evd_log_error("nats", "%s: %s%s%s", what, natsStatus_GetText(s),
+		      text && *text && last == s ? ": " : "", text && *text && last == s ? text : "");
+	switch (s) {
+	case NATS_TIMEOUT:
+		return -ETIMEDOUT;
+	case NATS_NO_MEMORY:
+		return -ENOMEM;
+	case NATS_NOT_FOUND:
+		return -ENOENT;
+	case NATS_INVALID_ARG:
+	case NATS_INVALID_SUBJECT:
+	case NATS_INVALID_TIMEOUT:
+		return -EINVAL;
+	case NATS_ILLEGAL_STATE:
+		return -EALREADY;
+	case NATS_CONNECTION_CLOSED:
+	case NATS_CONNECTION_DISCONNECTED:
+	case NATS_NOT_YET_CONNECTED:
+	case NATS_NO_SERVER:
+	case NATS_STALE_CONNECTION:
+		return -ENOTCONN;
+	case NATS_NO_RESPONDERS:
+		return -EHOSTUNREACH;
+	case NATS_MAX_PAYLOAD:
+		return -EMSGSIZE;
+	case NATS_NOT_PERMITTED:
+	case NATS_CONNECTION_AUTH_FAILED:
+		return -EPERM;
+	case NATS_SSL_ERROR:
+		return -EPROTO;
+	case NATS_SYS_ERROR:
+	case NATS_IO_ERROR:
+	default:
+		return -EIO;
+	}
+}
+
+const char *evd_nats_state_name(enum evd_nats_state s)
+{
+	switch (s) {
+	case EVD_NATS_CONNECTING:
+		return "connecting";
+	case EVD_NATS_DISCONNECTED:
+		return "disconnected";
+	case EVD_NATS_CONNECTED:
+		return "connected";
+	case EVD_NATS_READY:
+		return "ready";
+	case EVD_NATS_CLOSED:
+		return "closed";
+	}
+	return "unknown";
+}
+
+static void set_state(struct evd_nats *n, enum evd_nats_state s)
+{
+	if (n->state == s)
+		return;
+	evd_log_info("nats", "%s -> %s", evd_nats_state_name(n->state), evd_nats_state_name(s));
+	n->state = s;
+	if (s != EVD_NATS_READY)
+		uv_timer_stop(&n->info_timer);
+	if (n->on_state)
+		n->on_state(n, s, n->data);
+}
+
+static void set_last_error(struct evd_nats *n, const char *text)
+{
+	free(n->last_error);
+	n->last_error = text ? evd_xstrdup(text) : NULL;
+}
+
+/* ---- nats.c callbacks (nats.c's threads): record and post, nothing else ---- */
+
+static void ev_record(struct evd_nats *n, enum ev_kind kind, const char *error)
+{
+	uv_mutex_lock(&n->ev_lock);
+	if (kind == EV_CONNECT)
+		n->ev_saw_connect = true;
+	else if (kind == EV_DISCONNECT)
+		n->ev_saw_disconnect = true;
+	if (kind != EV_NONE)
+		n->ev_last = kind;
+	if (error)
+		snprintf(n->ev_error, sizeof(n->ev_error), "%s", error);
+	if (!n->ev_posted && !n->ev_stop) {
+		n->ev_posted = true;
+		evd_bridge_post(n->bridge, &n->ev.item);
+	}
+	uv_mutex_unlock(&n->ev_lock);
+}
+
+static void on_nc_connected(natsConnection *nc, void *closure)
+{
+	ev_record(closure, EV_CONNECT, NULL);
+}
+
+static void on_nc_disconnected(natsConnection *nc, void *closure)
+{
+	ev_record(closure, EV_DISCONNECT, NULL);
+}
+
+static void on_nc_closed(natsConnection *nc, void *closure)
+{
+	struct evd_nats *n = closure;
+
+	uv_mutex_lock(&n->ev_lock);
+	n->closed_fired = true;
+	n->ev_closed = true;
+	uv_cond_signal(&n->ev_cond);
+	if (!n->ev_posted && !n->ev_stop) {
+		n->ev_posted = true;
+		evd_bridge_post(n->bridge, &n->ev.item);
+	}
+	uv_mutex_unlock(&n->ev_lock);
+}
+
+static void on_nc_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	ev_record(closure, EV_NONE, natsStatus_GetText(err));
+}
+
+/* ---- connection events on the loop ---- */
+
+static void process_events(struct evd_nats *n)
+{
+	bool saw_disconnect, closed;
+	enum ev_kind last;
+	char error[sizeof(n->ev_error)];
+
+	if (!n->connect_done || n->closing)
+		return; /* kept until the connect work is back (nc known) */
+	uv_mutex_lock(&n->ev_lock);
+	saw_disconnect = n->ev_saw_disconnect;
+	closed = n->ev_closed;
+	last = n->ev_last;
+	memcpy(error, n->ev_error, sizeof(error));
+	n->ev_error[0] = '\0';
+	n->ev_saw_connect = n->ev_saw_disconnect = n->ev_closed = false;
+	n->ev_last = EV_NONE;
+	uv_mutex_unlock(&n->ev_lock);
+
+	if (error[0]) {
+		evd_log_warn("nats", "asynchronous error from the connection: %s", error);
+		set_last_error(n, error);
+	}
+	if (closed) {
+		evd_log_error("nats", "the connection was closed by nats.c; not reconnecting");
+		set_state(n, EVD_NATS_CLOSED);
+		return;
+	}
+	if (last == EV_CONNECT) {
+		/* A disconnect and reconnect may arrive in one go: report both. */
+		if (saw_disconnect &&
+		    (n->state == EVD_NATS_CONNECTED || n->state == EVD_NATS_READY))
+			set_state(n, EVD_NATS_DISCONNECTED);
+		if (n->state != EVD_NATS_CONNECTED && n->state != EVD_NATS_READY) {
+			set_state(n, EVD_NATS_CONNECTED);
+			request_ensure(n);
+		} else if (saw_disconnect) {
+			request_ensure(n);
+		}
+	} else if (last == EV_DISCONNECT) {
+		if (n->state != EVD_NATS_CONNECTING)
+			set_state(n, EVD_NATS_DISCONNECTED);
+	}
+}
+
+static void on_ev_loop(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+
+	uv_mutex_lock(&n->ev_lock);
+	n->ev_posted = false;
+	uv_mutex_unlock(&n->ev_lock);
+	process_events(n);
+}
+
+/* ---- server INFO ---- */
+
+/*
+ * nats.c 3.4 exposes the server id and URL but not the server's version or name, which the
+ * status API shows. A server sends its INFO line in clear text to every new TCP client before
+ * anything else (even when it requires TLS, the upgrade comes after INFO), so the worker reads
+ * it from a short-lived second socket and closes it without sending CONNECT. Best effort: any
+ * failure leaves the fields empty.
+ */
+static void probe_server_info(struct server_info *si)
+{
+	char host[256], port[16], buf[8192];
+	const char *p = strstr(si->url, "://"), *colon, *end;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+	size_t len = 0;
+	int fd = -1;
+	cJSON *info = NULL, *v;
+
+	if (strncmp(si->url, "ws", 2) == 0)
+		return; /* a websocket port answers HTTP, not INFO */
+	p = p ? p + 3 : si->url;
+	if (*p == '[') {
+		end = strchr(p, ']');
+		if (!end || end[1] != ':')
+			return;
+		snprintf(host, sizeof(host), "%.*s", (int)(end - p - 1), p + 1);
+		colon = end + 1;
+	} else {
+		colon = strrchr(p, ':');
+		if (!colon)
+			return;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - p), p);
+	}
+	snprintf(port, sizeof(port), "%.*s", (int)strcspn(colon + 1, "/"), colon + 1);
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		goto out;
+	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0 && errno != EINPROGRESS)
+		goto out;
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&pfd, 1, 2000) <= 0)
+			goto out;
+		r = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (r <= 0)
+			goto out;
+		len += (size_t)r;
+		buf[len] = '\0';
+		if (strstr(buf, "\r\n") || len == sizeof(buf) - 1)
+			break;
+	}
+	if (strncmp(buf, "INFO ", 5) != 0)
+		goto out;
+	info = cJSON_Parse(buf + 5);
+	if ((v = cJSON_GetObjectItemCaseSensitive(info, "version")) && cJSON_IsString(v))
+		snprintf(si->version, sizeof(si->version), "%s", v->valuestring);
+	if ((v = cJSON_GetObjectItemCaseSensitive(info, "server_name")) && cJSON_IsString(v))
+		snprintf(si->name, sizeof(si->name), "%s", v->valuestring);
+out:
+	cJSON_Delete(info);
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+}
+
+/* See nats_conn.h: URLs go to logs and to the status API, credentials must not. */
+char *evd_nats_redact_urls(const char *urls)
+{
+	struct evd_buf b = EVD_BUF_INIT;
+	const char *p = urls;
+
+	while (*p) {
+		size_t seg = strcspn(p, ","), host;
+		const char *scheme = strstr(p, "://");
+		const char *start = scheme && (size_t)(scheme - p) < seg ? scheme + 3 : p;
+		const char *at = NULL;
+
+		host = strcspn(start, ",/");
+		for (const char *q = start; q < start + host; q++)
+			if (*q == '@')
+				at = q;
+		if (at) {
+			evd_buf_append(&b, p, (size_t)(start - p));
+			evd_buf_append_str(&b, "***");
+			evd_buf_append(&b, at, seg - (size_t)(at - p));
+		} else {
+			evd_buf_append(&b, p, seg);
+		}
+		p += seg;
+		if (*p == ',')
+			evd_buf_append_char(&b, *p++);
+	}
+	return evd_buf_steal(&b);
+}
+
+/* Worker. */
+static void read_server(natsConnection *nc, struct server_info *si, bool probe)
+{
+	memset(si, 0, sizeof(*si));
+	if (natsConnection_GetConnectedServerId(nc, si->id, sizeof(si->id)) != NATS_OK)
+		si->id[0] = '\0';
+	if (natsConnection_GetConnectedUrl(nc, si->url, sizeof(si->url)) != NATS_OK)
+		si->url[0] = '\0';
+	if (probe && si->url[0])
+		probe_server_info(si);
+	if (strchr(si->url, '@')) {
+		char *shown = evd_nats_redact_urls(si->url);
+
+		snprintf(si->url, sizeof(si->url), "%s", shown);
+		free(shown);
+	}
+}
+
+/* Keeps name/version from the last probe when the server (id) is the same. */
+static void store_server(struct evd_nats *n, const struct server_info *si, bool probed)
+{
+	if (!si->id[0])
+		return; /* not connected at that moment: keep what we knew */
+	if (!probed && strcmp(si->id, n->server.id) == 0) {
+		snprintf(n->server.url, sizeof(n->server.url), "%s", si->url);
+		return;
+	}
+	n->server = *si;
+}
+
+static void store_si(struct evd_nats *n, jsStreamInfo *si)
+{
+	jsStreamInfo_Destroy(n->si);
+	n->si = si;
+}
+
+/* ---- connect ---- */
+
+static natsStatus build_options(struct evd_nats *n, natsOptions **out)
+{
+	natsOptions *o = NULL;
+	natsStatus s;
+
+	s = natsOptions_Create(&o);
+	if (s == NATS_OK)
+		s = natsOptions_SetURL(o, n->url);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(o, "eventingd");
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(o, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(o, 1000);
+	if (s == NATS_OK)
+		s = natsOptions_SetPingInterval(o, 10000);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxPingsOut(o, 2);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(o, true, on_nc_connected, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(o, on_nc_disconnected, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(o, on_nc_connected, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetClosedCB(o, on_nc_closed, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(o, on_nc_error, n);
+	if (s == NATS_OK)
+		s = natsOptions_UseGlobalMessageDelivery(o, true);
+	if (s == NATS_OK && n->creds)
+		s = natsOptions_SetUserCredentialsFromFiles(o, n->creds, NULL);
+	if (s == NATS_OK && n->token)
+		s = natsOptions_SetToken(o, n->token);
+	if (s == NATS_OK && n->user)
+		s = natsOptions_SetUserInfo(o, n->user, n->password);
+	if (s == NATS_OK && (n->tls_ca || n->tls_cert))
+		s = natsOptions_SetSecure(o, true);
+	if (s == NATS_OK && n->tls_ca)
+		s = natsOptions_LoadCATrustedCertificates(o, n->tls_ca);
+	if (s == NATS_OK && n->tls_cert)
+		s = natsOptions_LoadCertificatesChain(o, n->tls_cert, n->tls_key ? n->tls_key : n->tls_cert);
+	if (s != NATS_OK) {
+		natsOptions_Destroy(o);
+		return s;
+	}
+	*out = o;
+	return NATS_OK;
+}
+
+static void connect_on_worker(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+	natsOptions *o = NULL;
+	jsOptions jo;
+	natsStatus s;
+
+	n->connect.err = 0;
+	/* A failed attempt before this one may have closed a connection of its own. */
+	uv_mutex_lock(&n->ev_lock);
+	n->closed_fired = n->ev_closed = false;
+	uv_mutex_unlock(&n->ev_lock);
+	s = build_options(n, &o);
+	if (s != NATS_OK) {
+		n->connect.err = evd_nats_status_to_err(s, "NATS connection options (nats.creds, nats.tls.*)");
+		return;
+	}
+	/*
+	 * With RetryOnFailedConnect and a connected callback, nats.c returns
+	 * NATS_NOT_YET_CONNECTED with a usable connection when no server answers yet and keeps
+	 * trying in the background; the connected callback says when it succeeded.
+	 */
+	s = natsConnection_Connect(&n->nc, o);
+	natsOptions_Destroy(o);
+	n->connect.status = s;
+	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+		n->nc = NULL;
+		n->connect.err = evd_nats_status_to_err(s, "connecting to NATS");
+		return;
+	}
+	jsOptions_Init(&jo);
+	jo.PublishAsync.MaxPending = n->max_pending;
+	jo.PublishAsync.AckHandler = n->ack_handler;
+	jo.PublishAsync.AckHandlerClosure = n->ack_closure;
+	s = natsConnection_JetStream(&n->js, n->nc, &jo);
+	if (s != NATS_OK) {
+		n->connect.err = evd_nats_status_to_err(s, "creating the JetStream context");
+		close_and_wait(n);
+		natsConnection_Destroy(n->nc);
+		n->nc = NULL;
+	}
+}
+
+static void connect_on_loop(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+
+	if (n->closing)
+		return; /* the close work, queued behind us, destroys what we made */
+	if (n->connect.err < 0) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "cannot connect to %s: %s", n->url_shown, strerror(-n->connect.err));
+		set_last_error(n, text);
+		evd_log_error("nats", "%s; retrying in %d s", text, CONNECT_RETRY_MS / 1000);
+		uv_timer_start(&n->retry_timer, on_retry_timer, CONNECT_RETRY_MS, 0);
+		return;
+	}
+	n->connect_done = true;
+	if (n->connect.status == NATS_OK) {
+		set_state(n, EVD_NATS_CONNECTED);
+		request_ensure(n);
+	} else {
+		evd_log_info("nats", "no NATS server at %s yet; nats.c keeps trying", n->url_shown);
+	}
+	process_events(n);
+}
+
+static void submit_connect(struct evd_nats *n)
+{
+	n->connect.w.item.on_worker = connect_on_worker;
+	n->connect.w.item.on_loop = connect_on_loop;
+	evd_bridge_work(n->bridge, &n->connect.w.item);
+}
+
+/* ---- ensure the stream ---- */
+
+static void ensure_on_worker(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+
+	n->ensure.si = NULL;
+	n->ensure.err = evd_nats_ensure_stream_conf(n->js, &n->ensure.spec, &n->ensure.si);
+	read_server(n->nc, &n->ensure.server, true);
+}
+
+static void ensure_on_loop(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+	int err = n->ensure.err;
+
+	n->ensure_busy = false;
+	evd_nats_stream_spec_free(&n->ensure.spec);
+	if (n->closing) {
+		jsStreamInfo_Destroy(n->ensure.si);
+		return;
+	}
+	store_server(n, &n->ensure.server, true);
+	if (err == 0)
+		store_si(n, n->ensure.si);
+	n->ensure.si = NULL;
+	if (n->ensure_again) {
+		request_ensure(n);
+		return;
+	}
+	if (n->state != EVD_NATS_CONNECTED && n->state != EVD_NATS_READY)
+		return; /* disconnected meanwhile: the reconnect ensures again */
+	if (err < 0) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "cannot ensure stream \"%s\": %s", n->spec.name,
+			 err == -EHOSTUNREACH ? "JetStream is not enabled on the server" : strerror(-err));
+		set_last_error(n, text);
+		set_state(n, EVD_NATS_CONNECTED);
+		uv_timer_start(&n->retry_timer, on_retry_timer, ENSURE_RETRY_MS, 0);
+		return;
+	}
+	set_state(n, EVD_NATS_READY);
+	uv_timer_start(&n->info_timer, on_info_timer, INFO_EVERY_MS, INFO_EVERY_MS);
+}
+
+static void request_ensure(struct evd_nats *n)
+{
+	if (n->closing)
+		return;
+	if (n->ensure_busy) {
+		n->ensure_again = true;
+		return;
+	}
+	n->ensure_busy = true;
+	n->ensure_again = false;
+	evd_nats_stream_spec_copy(&n->ensure.spec, &n->spec);
+	n->ensure.w.item.on_worker = ensure_on_worker;
+	n->ensure.w.item.on_loop = ensure_on_loop;
+	evd_bridge_work(n->bridge, &n->ensure.w.item);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+	struct evd_nats *n = t->data;
+
+	if (n->closing)
+		return;
+	if (!n->connect_done)
+		submit_connect(n);
+	else if (n->state == EVD_NATS_CONNECTED)
+		request_ensure(n);
+}
+
+/* ---- stream info refresh ---- */
+
+static void info_on_worker(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+
+	n->info.si = NULL;
+	n->info.jerr = 0;
+	n->info.status = js_GetStreamInfo(&n->info.si, n->js, n->info.stream, NULL, &n->info.jerr);
+	read_server(n->nc, &n->info.server, false);
+}
+
+static void info_on_loop(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+
+	n->info_busy = false;
+	free(n->info.stream);
+	n->info.stream = NULL;
+	if (n->closing) {
+		jsStreamInfo_Destroy(n->info.si);
+		return;
+	}
+	store_server(n, &n->info.server, false);
+	if (n->info.status == NATS_OK) {
+		store_si(n, n->info.si);
+	} else if (n->info.status == NATS_NOT_FOUND || n->info.jerr == JSStreamNotFoundErr) {
+		/* Someone deleted the stream: publishes would fail until it is back. */
+		evd_log_error("nats", "stream \"%s\" disappeared from the server; re-creating it",
+			      n->spec.name);
+		store_si(n, NULL);
+		if (n->state == EVD_NATS_READY) {
+			set_state(n, EVD_NATS_CONNECTED);
+			request_ensure(n);
+		}
+	}
+	n->info.si = NULL;
+}
+
+void evd_nats_refresh_info(struct evd_nats *n)
+{
+	if (n->closing || n->info_busy || !n->connect_done)
+		return;
+	if (n->state != EVD_NATS_READY && n->state != EVD_NATS_CONNECTED)
+		return;
+	n->info_busy = true;
+	n->info.stream = evd_xstrdup(n->spec.name);
+	n->info.w.item.on_worker = info_on_worker;
+	n->info.w.item.on_loop = info_on_loop;
+	evd_bridge_work(n->bridge, &n->info.w.item);
+}
+
+static void on_info_timer(uv_timer_t *t)
+{
+	evd_nats_refresh_info(t->data);
+}
+
+/* ---- public ---- */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? evd_xstrdup(s) : NULL;
+}
+
+int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_config *cfg,
+		 const char *url, evd_nats_state_cb on_state, void *data, struct evd_nats **out)
+{
+	struct evd_nats *n = evd_xcalloc(1, sizeof(*n));
+	int err;
+
+	n->loop = loop;
+	n->bridge = bridge;
+	n->on_state = on_state;
+	n->data = data;
+	n->state = EVD_NATS_CONNECTING;
+	n->max_pending = DEFAULT_MAX_PENDING;
+	n->url = evd_xstrdup(url);
+	n->url_shown = evd_nats_redact_urls(url);
+	n->creds = dup_or_null(cfg->nats.creds);
+	n->token = dup_or_null(cfg->nats.token);
+	n->user = dup_or_null(cfg->nats.user);
+	n->password = dup_or_null(cfg->nats.password);
+	n->tls_ca = dup_or_null(cfg->nats.tls.ca);
+	n->tls_cert = dup_or_null(cfg->nats.tls.cert);
+	n->tls_key = dup_or_null(cfg->nats.tls.key);
+	evd_nats_stream_spec_from_config(&n->spec, cfg);
+	n->connect.w.n = n->ensure.w.n = n->info.w.n = n->close.w.n = n->ev.n = n;
+	n->ev.item.on_loop = on_ev_loop;
+
+	if ((err = uv_mutex_init(&n->ev_lock)) < 0)
+		goto fail_mutex;
+	if ((err = uv_cond_init(&n->ev_cond)) < 0)
+		goto fail_cond;
+	/* Timers are not active until started: they keep no loop alive. */
+	uv_timer_init(loop, &n->retry_timer);
+	uv_timer_init(loop, &n->info_timer);
+	n->retry_timer.data = n->info_timer.data = n;
+	n->open_handles = 2;
+	*out = n;
+	return 0;
+
+fail_cond:
+	uv_mutex_destroy(&n->ev_lock);
+fail_mutex:
+	evd_nats_stream_spec_free(&n->spec);
+	free(n->url);
+	free(n->url_shown);
+	free(n->creds);
+	free(n->token);
+	free(n->user);
+	free(n->password);
+	free(n->tls_ca);
+	free(n->tls_cert);
+	free(n->tls_key);
+	free(n);
+	return err;
+}
+
+void evd_nats_set_pub_ack_handler(struct evd_nats *n, jsPubAckHandler handler, void *closure)
+{
+	n->ack_handler = handler;
+	n->ack_closure = closure;
+}
+
+void evd_nats_set_pub_max_pending(struct evd_nats *n, int64_t max_pending)
+{
+	n->max_pending = max_pending > 0 ? max_pending : DEFAULT_MAX_PENDING;
+}
+
+int evd_nats_start(struct evd_nats *n)
+{
+	if (n->started || n->closing)
+		return -EALREADY;
+	n->started = true;
+	evd_log_info("nats", "connecting to %s", n->url_shown);
+	submit_connect(n);
+	return 0;
+}
+
+enum evd_nats_state evd_nats_state(const struct evd_nats *n)
+{
+	return n->state;
+}
+
+natsConnection *evd_nats_connection(struct evd_nats *n)
+{
+	return n->state == EVD_NATS_READY || n->state == EVD_NATS_CONNECTED ? n->nc : NULL;
+}
+
+jsCtx *evd_nats_js(struct evd_nats *n)
+{
+	return n->state == EVD_NATS_READY || n->state == EVD_NATS_CONNECTED ? n->js : NULL;
+}
+
+void evd_nats_set_config(struct evd_nats *n, const struct evd_config *cfg)
+{
+	evd_nats_stream_spec_free(&n->spec);
+	evd_nats_stream_spec_from_config(&n->spec, cfg);
+	if (n->connect_done && (n->state == EVD_NATS_READY || n->state == EVD_NATS_CONNECTED))
+		request_ensure(n);
+}
+
+static void json_str(cJSON *o, const char *key, const char *v)
+{
+	if (v && *v)
+		cJSON_AddStringToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out)
+{
+	cJSON *root = cJSON_CreateObject(), *server, *stream;
+	char *text;
+
+	cJSON_AddStringToObject(root, "state", evd_nats_state_name(n->state));
+	cJSON_AddStringToObject(root, "url", n->url_shown);
+	server = cJSON_AddObjectToObject(root, "server");
+	json_str(server, "id", n->server.id);
+	json_str(server, "url", n->server.url);
+	json_str(server, "version", n->server.version);
+	json_str(server, "name", n->server.name);
+	if (n->si && n->si->Config) {
+		const jsStreamConfig *c = n->si->Config;
+		cJSON *subjects;
+
+		stream = cJSON_AddObjectToObject(root, "stream");
+		cJSON_AddStringToObject(stream, "name", c->Name ? c->Name : "");
+		subjects = cJSON_AddArrayToObject(stream, "subjects");
+		for (int i = 0; i < c->SubjectsLen; i++)
+			cJSON_AddItemToArray(subjects, cJSON_CreateString(c->Subjects[i]));
+		cJSON_AddStringToObject(stream, "storage", evd_nats_storage_name(c->Storage));
+		cJSON_AddStringToObject(stream, "retention", evd_nats_retention_name(c->Retention));
+		cJSON_AddStringToObject(stream, "discard", evd_nats_discard_name(c->Discard));
+		cJSON_AddNumberToObject(stream, "messages", (double)n->si->State.Msgs);
+		cJSON_AddNumberToObject(stream, "bytes", (double)n->si->State.Bytes);
+		cJSON_AddNumberToObject(stream, "consumers", (double)n->si->State.Consumers);
+		if (c->MaxBytes > 0)
+			cJSON_AddNumberToObject(stream, "max_bytes", (double)c->MaxBytes);
+		else
+			cJSON_AddNullToObject(stream, "max_bytes");
+		if (c->MaxAge > 0)
+			cJSON_AddNumberToObject(stream, "max_age_ms", (double)(c->MaxAge / 1000000));
+		else
+			cJSON_AddNullToObject(stream, "max_age_ms");
+		cJSON_AddNumberToObject(stream, "replicas", (double)(c->Replicas > 0 ? c->Replicas : 1));
+		if (c->MaxBytes > 0)
+			cJSON_AddNumberToObject(stream, "usage_ratio",
+						(double)n->si->State.Bytes / (double)c->MaxBytes);
+		else
+			cJSON_AddNullToObject(stream, "usage_ratio");
+	} else {
+		cJSON_AddNullToObject(root, "stream");
+	}
+	json_str(root, "last_error", n->last_error);
+	text = cJSON_PrintUnformatted(root);
+	if (text)
+		evd_buf_append_str(out, text);
+	cJSON_free(text);
+	cJSON_Delete(root);
+}
+
+/* ---- close ---- */
+
+static void close_on_worker(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+
+	uv_mutex_lock(&n->ev_lock);
+	n->ev_stop = true;
+	uv_mutex_unlock(&n->ev_lock);
+	if (!n->nc)
+		return;
+	close_and_wait(n);
+	jsCtx_Destroy(n->js);
+	natsConnection_Destroy(n->nc);
+	n->js = NULL;
+	n->nc = NULL;
+}
+
+/* Worker: drains or closes nc and returns once nats.c has run our closed callback. */
+static void close_and_wait(struct evd_nats *n)
+{
+	natsStatus s;
+
+	/* Drain fails when not connected (nothing to drain then): close at once. */
+	s = natsConnection_DrainTimeout(n->nc, DRAIN_TIMEOUT_MS);
+	if (s != NATS_OK)
+		natsConnection_Close(n->nc);
+	/*
+	 * nats.c calls the closed callback last (on its callback thread) and nothing after it;
+	 * until then our closure must stay valid. A drain is bounded by its timeout, so this
+	 * wait ends; the log line is there in case a nats.c bug says otherwise.
+	 */
+	uv_mutex_lock(&n->ev_lock);
+	while (!n->closed_fired) {
+		if (uv_cond_timedwait(&n->ev_cond, &n->ev_lock,
+				      (uint64_t)(DRAIN_TIMEOUT_MS + 5000) * 1000000u) == UV_ETIMEDOUT) {
+			evd_log_warn("nats", "still waiting for nats.c to report the connection closed");
+			natsConnection_Close(n->nc);
+		}
+	}
+	uv_mutex_unlock(&n->ev_lock);
+}
+
+static void nats_free(struct evd_nats *n)
+{
+	void (*on_closed)(void *) = n->on_closed;
+	void *closed_data = n->closed_data;
+
+	jsStreamInfo_Destroy(n->si);
+	evd_nats_stream_spec_free(&n->spec);
+	free(n->last_error);
+	free(n->url);
+	free(n->url_shown);
+	free(n->creds);
+	free(n->token);
+	free(n->user);
+	free(n->password);
+	free(n->tls_ca);
+	free(n->tls_cert);
+	free(n->tls_key);
+	uv_mutex_destroy(&n->ev_lock);
+	uv_cond_destroy(&n->ev_cond);
+	free(n);
+	if (on_closed)
+		on_closed(closed_data);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct evd_nats *n = h->data;
+
+	if (--n->open_handles == 0)
+		nats_free(n);
+}
+
+static void close_on_loop(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+
+	n->state = EVD_NATS_CLOSED;
+	evd_log_info("nats", "connection closed");
+	uv_close((uv_handle_t *)&n->retry_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&n->info_timer, on_handle_closed);
+}
+
+void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *data)
+{
+	n->closing = true;
+	n->on_closed = on_closed;
+	n->closed_data = data;
+	uv_timer_stop(&n->retry_timer);
+	uv_timer_stop(&n->info_timer);
+	/* Behind any connect/ensure/info work already queued: FIFO, so they see nc first. */
+	n->close.w.item.on_worker = close_on_worker;
+	n->close.w.item.on_loop = close_on_loop;
+	evd_bridge_work(n->bridge, &n->close.w.item);
+}
