@@ -16,6 +16,8 @@ char *evd_xstrdup(const char *s);
 char *evd_xstrndup(const char *s, size_t n);
 
 #define EVD_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define EVD_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+/* Through void *: the member really is inside a suitably aligned type (clang -Wcast-align). */
+#define EVD_CONTAINER_OF(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 #endif
