@@ -59,6 +59,7 @@ struct evd_embedded_child {
 	uv_process_t proc;
 	uv_pipe_t out; /* read end of the child's stdout+stderr */
 	struct evd_buf line;
+	char readbuf[8192];
 	int open_handles;
 	int pid;
 	bool exited;
@@ -382,6 +383,8 @@ static void child_line(struct evd_embedded_child *c, const char *line, size_t le
 static void child_output(struct evd_embedded_child *c, const char *data, size_t n, bool eof)
 {
 	evd_buf_append(&c->line, data, n);
+	if (!c->line.len)
+		return;
 	size_t start = 0;
 	for (;;) {
 		char *nl = memchr(c->line.data + start, '\n', c->line.len - start);
@@ -400,11 +403,10 @@ static void child_output(struct evd_embedded_child *c, const char *data, size_t 
 
 static void on_child_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	static char scratch[8192]; /* loop thread only; consumed before the next read */
-	(void)h;
+	struct evd_embedded_child *c = h->data;
 	(void)suggested;
-	buf->base = scratch;
-	buf->len = sizeof(scratch);
+	buf->base = c->readbuf; /* consumed (copied into c->line) before the next read */
+	buf->len = sizeof(c->readbuf);
 }
 
 static void child_handle_closed(uv_handle_t *h)
@@ -734,6 +736,7 @@ static void spawn_child(struct evd_embedded *e)
 	return;
 
 retry:
+	e->restarts++;
 	schedule_attempt(e, next_backoff(e));
 }
 

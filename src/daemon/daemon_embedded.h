@@ -54,8 +54,8 @@ const char *evd_embedded_url(const struct evd_embedded *e);
 int evd_embedded_start(struct evd_embedded *e, void (*on_up)(void *data), void *data);
 
 /*
- * Child pid or 0 (tests and status). Restart count: how many times the child died (or could not
- * be started) unexpectedly and a new one was scheduled.
+ * Child pid or 0 (tests and status). Restart count: how many times the child died unexpectedly
+ * (or could not be spawned at all) and another start was scheduled.
  */
 int evd_embedded_pid(const struct evd_embedded *e);
 unsigned evd_embedded_restarts(const struct evd_embedded *e);

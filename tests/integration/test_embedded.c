@@ -542,6 +542,44 @@ static void test_missing_binary(uv_loop_t *loop, const char *state_dir)
 	free(fake);
 }
 
+/* A server that ignores SIGTERM gets SIGKILL after the stop timeout. */
+static void test_kill_timeout(uv_loop_t *loop, const char *state_dir)
+{
+	struct capture cap;
+	struct evd_embedded *e = NULL;
+	struct events ev = { 0 };
+	char *fake = path_in(tmp_root, "stubborn-nats-server");
+	FILE *f = fopen(fake, "w");
+	CHECK(f != NULL);
+	if (f) {
+		/* Its sleep keeps the output pipe open after the shell dies: must not matter. */
+		fputs("#!/bin/sh\ntrap '' TERM\necho '[1] [WRN] ignoring TERM'\n"
+		      "while :; do sleep 1; done\n", f);
+		fclose(f);
+	}
+	chmod(fake, 0755);
+	struct evd_config *cfg = make_config(state_dir, fake, 1ull << 30);
+	CHECK_INT(evd_embedded_new(loop, cfg, &e), 0);
+	if (e) {
+		CHECK_INT(evd_embedded_start(e, on_up, &ev), 0);
+		run_for(loop, 500);
+		int pid = evd_embedded_pid(e);
+		CHECK(pid > 0);
+		capture_begin(&cap);
+		evd_embedded_stop(e, 300, on_stopped, &ev);
+		bool stopped = run_until(loop, &ev.stopped, 1, 5000);
+		char *log = capture_end(&cap);
+		CHECK(stopped);
+		CHECK(strstr(log, "did not stop after SIGTERM; sending SIGKILL") != NULL);
+		CHECK(strstr(log, "signal 9") != NULL);
+		free(log);
+		CHECK(pid > 0 && kill(pid, 0) != 0);
+		CHECK_INT(ev.up, 0);
+	}
+	free_config(cfg);
+	free(fake);
+}
+
 static void test_bad_state_dir(uv_loop_t *loop)
 {
 	struct capture cap;
@@ -616,6 +654,7 @@ int main(int argc, char **argv)
 	test_parent_killed(state_dir);
 	test_reuse(&loop, state_dir, port);
 	test_missing_binary(&loop, state_dir);
+	test_kill_timeout(&loop, state_dir);
 	test_bad_state_dir(&loop);
 
 	uv_run(&loop, UV_RUN_NOWAIT);
