@@ -211,7 +211,8 @@ static char *resolve_binary(const char *name)
 		return access(name, X_OK) == 0 ? evd_xstrdup(name) : NULL;
 	const char *path = getenv("PATH");
 	struct evd_buf dirs = EVD_BUF_INIT;
-	evd_buf_printf(&dirs, "%s:/usr/local/sbin:/usr/sbin", path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	evd_buf_printf(&dirs, "%s:/usr/local/sbin:/usr/sbin",
+		       path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
 	char *result = NULL;
 	char *save = NULL;
 	for (char *dir = strtok_r(dirs.data, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {

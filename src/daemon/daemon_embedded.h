@@ -29,6 +29,9 @@
  * looked up in PATH, then /usr/local/sbin and /usr/sbin (Debian's nats-server is in /usr/sbin,
  * which ordinary users running the sandbox do not have on PATH). If the binary disappears later
  * (the shim exits 127), the error is logged and the start retried with the usual backoff.
+ * A port that stays taken by some other program is retried the same way, with a warning that
+ * names nats.port (delete it to choose a new port). nats-server logs at debug level (its
+ * "debug: true") when log.level is debug at evd_embedded_new().
  *
  * Loop thread only. Ownership: evd_embedded_new() returns an object freed by evd_embedded_stop().
  */
@@ -62,7 +65,9 @@ unsigned evd_embedded_restarts(const struct evd_embedded *e);
 
 /*
  * Stops the child (SIGTERM, SIGKILL after timeout_ms), waits for it to exit, then calls
- * on_stopped on the loop and frees e.
+ * on_stopped on the loop and frees e. Callable in any state after evd_embedded_new() (before
+ * start, during a backoff, from inside on_up); on_stopped always runs later from the loop, never
+ * from inside this call. A second call is ignored.
  */
 void evd_embedded_stop(struct evd_embedded *e, uint64_t timeout_ms,
 		       void (*on_stopped)(void *data), void *data);
