@@ -599,18 +599,21 @@ static void child_exited(struct evd_embedded *e, struct evd_embedded_child *c)
 		evd_log_error(LOG_COMPONENT,
 			      "cannot execute %s (nats.embedded.binary = %s): check its permissions",
 			      e->binary, e->configured_binary);
-	else if (c->port_busy)
+	else if (!was_up && c->port_busy)
 		evd_log_warn(LOG_COMPONENT,
 			     "nats-server (pid %d) found 127.0.0.1:%d still in use (a previous "
 			     "nats-server shutting down?)",
 			     c->pid, e->port);
-	else if (c->store_locked)
+	else if (!was_up && c->store_locked)
 		evd_log_warn(LOG_COMPONENT,
 			     "nats-server (pid %d) found its store under %s locked (a previous "
 			     "nats-server shutting down?)",
 			     c->pid, e->state_dir);
-	evd_log_error(LOG_COMPONENT, "nats-server (pid %d) %s%s; restarting in %llu ms", c->pid,
-		      how, was_up ? "" : " before accepting connections", (unsigned long long)delay);
+	/* A busy port or store is expected to pass (the previous server finishing): a warning. */
+	bool transient = !was_up && (c->port_busy || c->store_locked);
+	evd_log(transient ? EVD_LOG_WARN : EVD_LOG_ERROR, LOG_COMPONENT,
+		"nats-server (pid %d) %s%s; restarting in %llu ms", c->pid, how,
+		was_up ? "" : " before accepting connections", (unsigned long long)delay);
 	schedule_attempt(e, delay);
 }
 

@@ -339,10 +339,11 @@ static void test_port_busy(uv_loop_t *loop, const char *state_dir, int port)
 	struct evd_embedded *e = NULL;
 	struct events ev = { 0 };
 	struct capture cap;
-
-	int holder = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+	/* Phase 1: something accepts connections on the port: nothing is even spawned. */
+	int holder = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(bind(holder, (struct sockaddr *)&sa, sizeof(sa)) == 0);
 	CHECK(listen(holder, 16) == 0);
 
@@ -356,6 +357,7 @@ static void test_port_busy(uv_loop_t *loop, const char *state_dir, int port)
 	CHECK(strstr(log, "less than nats.embedded.max_store") != NULL);
 	CHECK(strstr(log, "is still in use") != NULL);
 	CHECK(strstr(log, "retrying in 500 ms") != NULL); /* backing off, not spinning */
+	CHECK(strstr(log, "started nats-server") == NULL);
 	free(log);
 	CHECK_INT(ev.up, 0);
 	CHECK_INT(evd_embedded_pid(e), 0);
@@ -363,6 +365,33 @@ static void test_port_busy(uv_loop_t *loop, const char *state_dir, int port)
 	close(holder);
 	holder = -1;
 	CHECK(run_until(loop, &ev.up, 1, 20000));
+	CHECK(nats_greets(port));
+	stop_and_wait(loop, e, &ev);
+	free_config(cfg);
+
+	/*
+	 * Phase 2: the port is bound but not listening (connect is refused, bind is not): the
+	 * child starts, dies with "address already in use", and we say so and retry.
+	 */
+	cfg = make_config(state_dir, "nats-server", 1ull << 30);
+	e = NULL;
+	holder = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(bind(holder, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK_INT(evd_embedded_new(loop, cfg, &e), 0);
+	if (!e)
+		goto out;
+	capture_begin(&cap);
+	CHECK_INT(evd_embedded_start(e, on_up, &ev), 0);
+	run_for(loop, 1200);
+	log = capture_end(&cap);
+	CHECK(strstr(log, "address already in use") != NULL); /* its [FTL] line, folded in */
+	CHECK(strstr(log, "still in use (a previous nats-server shutting down?)") != NULL);
+	free(log);
+	CHECK_INT(ev.up, 1);
+	CHECK(evd_embedded_restarts(e) >= 1);
+	close(holder);
+	holder = -1;
+	CHECK(run_until(loop, &ev.up, 2, 20000));
 	CHECK(nats_greets(port));
 	stop_and_wait(loop, e, &ev);
 out:
