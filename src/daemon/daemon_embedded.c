@@ -834,7 +834,7 @@ int evd_embedded_new(uv_loop_t *loop, const struct evd_config *cfg, struct evd_e
 				  : "nats-server";
 	struct evd_embedded *e = evd_xcalloc(1, sizeof(*e));
 	struct evd_buf path = EVD_BUF_INIT;
-	char resolved[PATH_MAX];
+	char cwd[PATH_MAX];
 	int rc;
 
 	e->loop = loop;
@@ -857,12 +857,23 @@ int evd_embedded_new(uv_loop_t *loop, const struct evd_config *cfg, struct evd_e
 			      dir, strerror(-rc));
 		goto fail;
 	}
-	if (!realpath(dir, resolved)) {
+	/*
+	 * nats-server gets an absolute path, but not a symlink-resolved one: under systemd's
+	 * DynamicUser /var/lib/eventingd is a link into /var/lib/private, and the logs should name
+	 * the directory the operator configured.
+	 */
+	if (dir[0] == '/') {
+		e->state_dir = evd_xstrdup(dir);
+	} else if (getcwd(cwd, sizeof(cwd))) {
+		evd_buf_printf(&path, "%s/%s", cwd, dir);
+		e->state_dir = evd_buf_steal(&path);
+	} else {
 		rc = -errno;
 		evd_log_error(LOG_COMPONENT, "cannot resolve state_dir %s: %s", dir, strerror(-rc));
 		goto fail;
 	}
-	e->state_dir = evd_xstrdup(resolved);
+	for (size_t n = strlen(e->state_dir); n > 1 && e->state_dir[n - 1] == '/'; n--)
+		e->state_dir[n - 1] = '\0';
 
 	evd_buf_printf(&path, "%s/nats.port", e->state_dir);
 	e->port = read_port_file(path.data);

@@ -609,6 +609,32 @@ static void test_kill_timeout(uv_loop_t *loop, const char *state_dir)
 	free(fake);
 }
 
+/* A relative state_dir (the sandbox's ./.eventingd) reaches nats-server as an absolute path. */
+static void test_relative_state_dir(uv_loop_t *loop)
+{
+	char old_cwd[PATH_MAX];
+	struct evd_embedded *e = NULL;
+	struct events ev = { 0 };
+	CHECK(getcwd(old_cwd, sizeof(old_cwd)) != NULL);
+	CHECK(chdir(tmp_root) == 0);
+	struct evd_config *cfg = make_config("./rel/.eventingd/", "nats-server", 1ull << 30);
+	CHECK_INT(evd_embedded_new(loop, cfg, &e), 0);
+	CHECK(chdir(old_cwd) == 0);
+	char *conf_path = path_in(tmp_root, "rel/.eventingd/nats-server.conf");
+	char *conf = read_text(conf_path);
+	struct evd_buf want = EVD_BUF_INIT;
+	evd_buf_printf(&want, "store_dir: \"%s/./rel/.eventingd\"\n", tmp_root);
+	CHECK(conf && strstr(conf, want.data) != NULL);
+	if (e) {
+		evd_embedded_stop(e, 1000, on_stopped, &ev);
+		CHECK(run_until(loop, &ev.stopped, 1, 5000));
+	}
+	evd_buf_free(&want);
+	free(conf);
+	free(conf_path);
+	free_config(cfg);
+}
+
 static void test_bad_state_dir(uv_loop_t *loop)
 {
 	struct capture cap;
@@ -684,6 +710,7 @@ int main(int argc, char **argv)
 	test_reuse(&loop, state_dir, port);
 	test_missing_binary(&loop, state_dir);
 	test_kill_timeout(&loop, state_dir);
+	test_relative_state_dir(&loop);
 	test_bad_state_dir(&loop);
 
 	uv_run(&loop, UV_RUN_NOWAIT);
