@@ -61,14 +61,19 @@ static void set_string(struct evd_config *cfg, const struct evd_config_key *k, c
 	*p = s ? evd_xstrdup(s) : NULL;
 }
 
+/* "file or memory", "one of error, warn, info or debug" (aliases are accepted, not listed). */
 static void append_enum_names(const struct evd_config_key *k, struct evd_buf *out)
 {
-	bool first = true;
+	size_t n = 0, i = 0;
+	for (const struct evd_key_enum *e = k->enums; e->name; e++)
+		n += !e->alias;
+	if (n > 2)
+		evd_buf_append_str(out, "one of ");
 	for (const struct evd_key_enum *e = k->enums; e->name; e++) {
 		if (e->alias)
 			continue;
-		evd_buf_printf(out, "%s%s", first ? "" : ", ", e->name);
-		first = false;
+		evd_buf_printf(out, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", e->name);
+		i++;
 	}
 }
 
@@ -98,7 +103,6 @@ static void append_expected(const struct evd_config_key *k, struct evd_buf *out)
 	case EVD_KEY_DURATION: evd_buf_append_str(out, "a duration such as 30s or 1h30m"); return;
 	case EVD_KEY_DOUBLE: evd_buf_append_str(out, "a number such as 1.5"); return;
 	case EVD_KEY_ENUM:
-		evd_buf_append_str(out, "one of ");
 		append_enum_names(k, out);
 		return;
 	case EVD_KEY_URLS:
@@ -366,10 +370,11 @@ static int parse_store(struct evd_config *cfg, const struct evd_config_key *k, c
 		char lo[32], hi[32], got[32];
 		format_number(k, k->min, lo, sizeof(lo));
 		format_number(k, k->max, hi, sizeof(hi));
-		if (k->type == EVD_KEY_UINT || num <= k->max)
+		/* A whole number is quoted as written; sizes and durations as we would write them. */
+		if (k->type != EVD_KEY_UINT && num <= k->max)
 			format_number(k, num, got, sizeof(got));
 		else
-			snprintf(got, sizeof(got), "%s", text);
+			snprintf(got, sizeof(got), "%.31s", text);
 		if (k->max == UINT64_MAX || (k->type == EVD_KEY_SIZE && k->max == (uint64_t)INT64_MAX))
 			evd_buf_printf(msg, "must be at least %s, got %s", lo, got);
 		else
@@ -658,6 +663,10 @@ static void set_urls(struct loader *L, const struct evd_config_key *k, const str
 			}
 			errors += check_urls(L, k->name, item, item->value, &embedded, &nurls, &norm);
 		}
+	} else if (strspn(n->value, " \t") == n->len) {
+		evd_diag_add(L->diag, EVD_DIAG_ERROR, L->file, n->line, n->col, k->name,
+			     "must be \"embedded\" or at least one nats:// or tls:// URL, got an empty value");
+		errors++;
 	} else {
 		errors += check_urls(L, k->name, n, n->value, &embedded, &nurls, &norm);
 	}
@@ -948,12 +957,32 @@ static void cross_check(struct loader *L)
 
 /* ---- entry point ---- */
 
+static int diag_order(const struct evd_diag_entry *a, const struct evd_diag_entry *b)
+{
+	return a->line != b->line ? (a->line > b->line) - (a->line < b->line)
+				  : (a->col > b->col) - (a->col < b->col);
+}
+
+/* Puts the entries from index first on in file order (stable: insertion sort, lists are short). */
+static void sort_diag(struct evd_diag *d, size_t first)
+{
+	for (size_t i = first + 1; i < d->count; i++) {
+		struct evd_diag_entry e = d->entries[i];
+		size_t j = i;
+		while (j > first && diag_order(&d->entries[j - 1], &e) > 0) {
+			d->entries[j] = d->entries[j - 1];
+			j--;
+		}
+		d->entries[j] = e;
+	}
+}
+
 int evd_config_load(const char *path, bool dev, struct evd_config **out, struct evd_diag *diag)
 {
 	struct evd_yaml_stream *s = NULL;
 	struct evd_config *cfg = NULL;
 	struct loader L = { .file = path, .diag = diag };
-	size_t errors0 = diag->errors;
+	size_t errors0 = diag->errors, count0 = diag->count;
 	int rc;
 
 	if (!path) {
@@ -988,6 +1017,7 @@ int evd_config_load(const char *path, bool dev, struct evd_config **out, struct 
 	}
 	apply_computed(cfg, &L);
 	cross_check(&L);
+	sort_diag(diag, count0);
 
 	free(L.seen);
 	free(L.bad);
