@@ -81,11 +81,12 @@ void evd_addr_format(const struct sockaddr *sa, char *out, size_t outlen)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+		/* via void *: sa points at a sockaddr_storage (or a real sockaddr_in), so it is aligned */
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
 		inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
 		snprintf(out, outlen, "%s:%u", host, ntohs(in4->sin_port));
 	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
 	} else {
