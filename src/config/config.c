@@ -326,7 +326,9 @@ static int parse_store(struct evd_config *cfg, const struct evd_config_key *k, c
 		char *end;
 		errno = 0;
 		double d = strtod(text, &end);
-		if (!*text || *end || errno || !isfinite(d) || isspace((unsigned char)*text))
+		/* Plain decimals only: strtod would also take "0x10", "inf" and " 2". */
+		if (!*text || *end || errno || !isfinite(d) ||
+		    strspn(text, "0123456789.eE+-") != strlen(text))
 			goto bad;
 		if (d < k->fmin || d > k->fmax) {
 			evd_buf_printf(msg, "must be between %g and %g, got %s", k->fmin, k->fmax, text);
@@ -375,8 +377,12 @@ static int parse_store(struct evd_config *cfg, const struct evd_config_key *k, c
 			format_number(k, num, got, sizeof(got));
 		else
 			snprintf(got, sizeof(got), "%.31s", text);
-		if (k->max == UINT64_MAX || (k->type == EVD_KEY_SIZE && k->max == (uint64_t)INT64_MAX))
+		/* Keys without a bound of their own stop at what JetStream can hold. */
+		bool open_ended = k->max == UINT64_MAX || k->max == (uint64_t)INT64_MAX;
+		if (open_ended && num < k->min)
 			evd_buf_printf(msg, "must be at least %s, got %s", lo, got);
+		else if (open_ended)
+			evd_buf_printf(msg, "must be at most %s (JetStream's limit), got %s", hi, got);
 		else
 			evd_buf_printf(msg, "must be between %s and %s, got %s", lo, hi, got);
 		return -EINVAL;

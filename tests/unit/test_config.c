@@ -452,6 +452,15 @@ static void test_bad(void)
 		  "t.yaml:2:21: publish.max_request_size: must be between 1KiB and 1GiB, got 2GiB\n" },
 		{ "dispatch:\n  backoff:\n    factor: 0.5\n",
 		  "t.yaml:3:13: dispatch.backoff.factor: must be between 1 and 100, got 0.5\n" },
+		{ "dispatch:\n  backoff:\n    factor: 0x10\n",
+		  "t.yaml:3:13: dispatch.backoff.factor: must be a number such as 1.5, got \"0x10\"\n" },
+		{ "stream:\n  max_bytes: 16777215TiB\n",
+		  "t.yaml:2:14: stream.max_bytes: must be at most 9223372036854775807B (JetStream's "
+		  "limit), got 16777215TiB\n" },
+		{ "stream:\n  duplicate_window: 0\n",
+		  "t.yaml:2:21: stream.duplicate_window: must be at least 100ms, got 0\n" },
+		{ "dispatch:\n  ack_wait: 2d\n",
+		  "t.yaml:2:13: dispatch.ack_wait: must be between 1s and 1d, got 2d\n" },
 		{ "stream:\n  name: a.b\n",
 		  "t.yaml:2:9: stream.name: must be a stream name without spaces, '.', '*', '>', '/' "
 		  "or '\\', got \"a.b\"\n" },
