@@ -16,20 +16,15 @@
 #include "util/util_addr.h"
 #include "util/util_mem.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <inttypes.h>
-#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define FIELD_PTR(cfg, k) ((void *)((char *)(cfg) + (k)->offset))
-#define MAX_SUGGESTIONS 3
 
 struct loader {
 	const char *file;
@@ -52,176 +47,7 @@ static const struct evd_yaml_node *seen_by_name(const struct loader *L, const ch
 	return k ? L->seen[key_index(k)] : NULL;
 }
 
-/* ---- values ---- */
-
-static void set_string(struct evd_config *cfg, const struct evd_config_key *k, const char *s)
-{
-	char **p = FIELD_PTR(cfg, k);
-	free(*p);
-	*p = s ? evd_xstrdup(s) : NULL;
-}
-
-/* "file or memory", "one of error, warn, info or debug" (aliases are accepted, not listed). */
-static void append_enum_names(const struct evd_config_key *k, struct evd_buf *out)
-{
-	size_t n = 0, i = 0;
-	for (const struct evd_key_enum *e = k->enums; e->name; e++)
-		n += !e->alias;
-	if (n > 2)
-		evd_buf_append_str(out, "one of ");
-	for (const struct evd_key_enum *e = k->enums; e->name; e++) {
-		if (e->alias)
-			continue;
-		evd_buf_printf(out, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", e->name);
-		i++;
-	}
-}
-
-/* What a key's value should look like, for "must be ..." messages. */
-static void append_expected(const struct evd_config_key *k, struct evd_buf *out)
-{
-	switch (k->type) {
-	case EVD_KEY_STRING:
-		switch (k->check) {
-		case EVD_CHECK_ADDR:
-			evd_buf_append_str(out, "an address such as 127.0.0.1:8080");
-			return;
-		case EVD_CHECK_STREAM_NAME:
-			evd_buf_append_str(out, "a stream name without spaces, '.', '*', '>', '/' or '\\'");
-			return;
-		case EVD_CHECK_SUBJECT:
-			evd_buf_append_str(out, "dot-separated subject tokens such as kyma, without spaces, '*' or '>'");
-			return;
-		case EVD_CHECK_NONE:
-			break;
-		}
-		evd_buf_append_str(out, "a string");
-		return;
-	case EVD_KEY_BOOL: evd_buf_append_str(out, "true or false"); return;
-	case EVD_KEY_UINT: evd_buf_append_str(out, "a whole number such as 64"); return;
-	case EVD_KEY_SIZE: evd_buf_append_str(out, "a size such as 64KiB"); return;
-	case EVD_KEY_DURATION: evd_buf_append_str(out, "a duration such as 30s or 1h30m"); return;
-	case EVD_KEY_DOUBLE: evd_buf_append_str(out, "a number such as 1.5"); return;
-	case EVD_KEY_ENUM:
-		append_enum_names(k, out);
-		return;
-	case EVD_KEY_URLS:
-		evd_buf_append_str(out, "\"embedded\" or comma-separated nats:// or tls:// URLs");
-		return;
-	}
-}
-
-static void format_number(const struct evd_config_key *k, uint64_t v, char *out, size_t outlen)
-{
-	if (k->type == EVD_KEY_SIZE)
-		evd_format_size(v, out, outlen);
-	else if (k->type == EVD_KEY_DURATION)
-		evd_format_duration((int64_t)v, out, outlen);
-	else
-		snprintf(out, outlen, "%" PRIu64, v);
-}
-
-static bool stream_name_ok(const char *s)
-{
-	if (!*s || strlen(s) > 255)
-		return false;
-	for (; *s; s++)
-		if (isspace((unsigned char)*s) || strchr(".*>/\\", *s))
-			return false;
-	return true;
-}
-
-static bool subject_ok(const char *s)
-{
-	bool token_empty = true;
-	for (; *s; s++) {
-		if (isspace((unsigned char)*s) || *s == '*' || *s == '>')
-			return false;
-		if (*s == '.') {
-			if (token_empty)
-				return false;
-			token_empty = true;
-		} else {
-			token_empty = false;
-		}
-	}
-	return !token_empty;
-}
-
-/*
- * One URL of nats.url: nats:// or tls://, optional user[:password]@, a host name, IPv4 or
- * [IPv6] address, and an optional port (nats.c defaults to 4222). Returns 0 or -EINVAL with why.
- */
-static int check_url(const char *u, char *why, size_t whylen)
-{
-	const char *p;
-	if (strncasecmp(u, "nats://", 7) == 0) {
-		p = u + 7;
-	} else if (strncasecmp(u, "tls://", 6) == 0) {
-		p = u + 6;
-	} else {
-		const char *sep = strstr(u, "://");
-		if (sep)
-			snprintf(why, whylen, "unsupported scheme \"%.*s\" (use nats:// or tls://)",
-				 (int)(sep - u), u);
-		else
-			snprintf(why, whylen, "needs a scheme: nats://HOST:PORT or tls://HOST:PORT");
-		return -EINVAL;
-	}
-	const char *at = strrchr(p, '@');
-	if (at)
-		p = at + 1;
-
-	const char *host = p;
-	size_t hostlen;
-	if (*p == '[') {
-		const char *end = strchr(p, ']');
-		char addr[64];
-		struct in6_addr a6;
-		hostlen = end ? (size_t)(end - p - 1) : 0;
-		if (!end || hostlen == 0 || hostlen >= sizeof(addr)) {
-			snprintf(why, whylen, "bad IPv6 address (write it as [ADDRESS]:PORT)");
-			return -EINVAL;
-		}
-		memcpy(addr, p + 1, hostlen);
-		addr[hostlen] = '\0';
-		if (inet_pton(AF_INET6, addr, &a6) != 1) {
-			snprintf(why, whylen, "\"%s\" is not an IPv6 address", addr);
-			return -EINVAL;
-		}
-		p = end + 1;
-	} else {
-		while (isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '_')
-			p++;
-		hostlen = (size_t)(p - host);
-		if (hostlen == 0) {
-			snprintf(why, whylen, "needs a host name or address");
-			return -EINVAL;
-		}
-		if (host[0] == '-' || host[0] == '.' || p[-1] == '-') {
-			snprintf(why, whylen, "\"%.*s\" is not a host name", (int)hostlen, host);
-			return -EINVAL;
-		}
-	}
-	if (*p == ':') {
-		char *end;
-		p++;
-		errno = 0;
-		long port = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : -1;
-		if (port < 1 || port > 65535 || errno) {
-			snprintf(why, whylen, "port must be a number from 1 to 65535");
-			return -EINVAL;
-		}
-		p = end;
-	}
-	if (*p == '/' && p[1] == '\0')
-		p++;
-	if (*p) {
-		snprintf(why, whylen, "unexpected \"%s\" after the host and port", p);
-		return -EINVAL;
-	}
-	return 0;
-}
+/* ---- nats.url ---- */
 
 static void trim(const char **s, size_t *len)
 {
@@ -257,7 +83,7 @@ static int check_urls(struct loader *L, const char *path, const struct evd_yaml_
 			errors++;
 		} else if (strcmp(u, "embedded") == 0) {
 			*saw_embedded = true;
-		} else if (check_url(u, why, sizeof(why)) < 0) {
+		} else if (evd_config_check_url(u, why, sizeof(why)) < 0) {
 			evd_diag_add(L->diag, EVD_DIAG_ERROR, L->file, pos->line, pos->col, path,
 				     "\"%s\" is not a NATS URL: %s", u, why);
 			errors++;
@@ -275,135 +101,6 @@ static int check_urls(struct loader *L, const char *path, const struct evd_yaml_
 	return errors;
 }
 
-/*
- * Parses text as the key's type and checks its bounds. On success stores it in cfg and returns
- * 0; otherwise returns -EINVAL and puts a complete message in msg.
- */
-static int parse_store(struct evd_config *cfg, const struct evd_config_key *k, const char *text,
-		       struct evd_buf *msg)
-{
-	char why[160] = "";
-	uint64_t num = 0;
-	void *field = FIELD_PTR(cfg, k);
-
-	switch (k->type) {
-	case EVD_KEY_STRING:
-		if (!*text) {
-			evd_buf_append_str(msg, "must not be empty");
-			return -EINVAL;
-		}
-		if (k->check == EVD_CHECK_ADDR) {
-			struct sockaddr_storage ss;
-			if (evd_addr_parse(text, &ss, why, sizeof(why)) < 0)
-				goto bad;
-		} else if ((k->check == EVD_CHECK_STREAM_NAME && !stream_name_ok(text)) ||
-			   (k->check == EVD_CHECK_SUBJECT && !subject_ok(text))) {
-			goto bad;
-		}
-		set_string(cfg, k, text);
-		return 0;
-	case EVD_KEY_URLS:
-		/* Checked by the loader (which can point at each item); defaults are trusted. */
-		set_string(cfg, k, text);
-		return 0;
-	case EVD_KEY_BOOL:
-		if (strcasecmp(text, "true") == 0)
-			*(bool *)field = true;
-		else if (strcasecmp(text, "false") == 0)
-			*(bool *)field = false;
-		else
-			goto bad;
-		return 0;
-	case EVD_KEY_ENUM:
-		for (const struct evd_key_enum *e = k->enums; e->name; e++) {
-			if (strcmp(text, e->name) == 0) {
-				*(int *)field = e->value;
-				return 0;
-			}
-		}
-		goto bad;
-	case EVD_KEY_DOUBLE: {
-		char *end;
-		errno = 0;
-		double d = strtod(text, &end);
-		/* Plain decimals only: strtod would also take "0x10", "inf" and " 2". */
-		if (!*text || *end || errno || !isfinite(d) ||
-		    strspn(text, "0123456789.eE+-") != strlen(text))
-			goto bad;
-		if (d < k->fmin || d > k->fmax) {
-			evd_buf_printf(msg, "must be between %g and %g, got %s", k->fmin, k->fmax, text);
-			return -EINVAL;
-		}
-		*(double *)field = d;
-		return 0;
-	}
-	case EVD_KEY_UINT: {
-		const char *p = text;
-		if (!isdigit((unsigned char)*p))
-			goto bad;
-		for (; isdigit((unsigned char)*p); p++) {
-			if (num > (UINT64_MAX - 9) / 10) {
-				num = UINT64_MAX; /* out of any bound below */
-				while (isdigit((unsigned char)p[1]))
-					p++;
-			} else {
-				num = num * 10 + (uint64_t)(*p - '0');
-			}
-		}
-		if (*p)
-			goto bad;
-		break;
-	}
-	case EVD_KEY_SIZE:
-		if (evd_parse_size_why(text, &num, why, sizeof(why)) < 0)
-			goto bad;
-		break;
-	case EVD_KEY_DURATION: {
-		int64_t ms;
-		if (evd_parse_duration_why(text, &ms, why, sizeof(why)) < 0)
-			goto bad;
-		num = (uint64_t)ms;
-		break;
-	}
-	}
-
-	/* uint, size, duration: bounds, then store. */
-	if (num < k->min || num > k->max) {
-		char lo[32], hi[32], got[32];
-		format_number(k, k->min, lo, sizeof(lo));
-		format_number(k, k->max, hi, sizeof(hi));
-		/* A whole number is quoted as written; sizes and durations as we would write them. */
-		if (k->type != EVD_KEY_UINT && num <= k->max)
-			format_number(k, num, got, sizeof(got));
-		else
-			snprintf(got, sizeof(got), "%.31s", text);
-		/* Keys without a bound of their own stop at what JetStream can hold. */
-		bool open_ended = k->max == UINT64_MAX || k->max == (uint64_t)INT64_MAX;
-		if (open_ended && num < k->min)
-			evd_buf_printf(msg, "must be at least %s, got %s", lo, got);
-		else if (open_ended)
-			evd_buf_printf(msg, "must be at most %s (JetStream's limit), got %s", hi, got);
-		else
-			evd_buf_printf(msg, "must be between %s and %s, got %s", lo, hi, got);
-		return -EINVAL;
-	}
-	if (k->type == EVD_KEY_UINT)
-		*(uint32_t *)field = (uint32_t)num;
-	else if (k->type == EVD_KEY_SIZE)
-		*(uint64_t *)field = num;
-	else
-		*(int64_t *)field = (int64_t)num;
-	return 0;
-
-bad:
-	evd_buf_append_str(msg, "must be ");
-	append_expected(k, msg);
-	evd_buf_printf(msg, ", got \"%s\"", text);
-	if (why[0])
-		evd_buf_printf(msg, " (%s)", why);
-	return -EINVAL;
-}
-
 /* ---- defaults ---- */
 
 static void apply_defaults(struct evd_config *cfg, bool dev)
@@ -417,10 +114,10 @@ static void apply_defaults(struct evd_config *cfg, bool dev)
 		if (def && strcmp(def, EVD_KEY_COMPUTED) == 0)
 			continue;
 		if (!def) {
-			set_string(cfg, k, NULL);
+			evd_config_set_string(cfg, k, NULL);
 			continue;
 		}
-		if (parse_store(cfg, k, def, &msg) < 0) {
+		if (evd_config_parse_store(cfg, k, def, &msg) < 0) {
 			/* A broken default is a bug in the table, caught by the first unit test. */
 			fprintf(stderr, "eventingd: bad default for %s: %s\n", k->name, msg.data);
 			abort();
@@ -485,166 +182,17 @@ int evd_config_restart_keys(const struct evd_config *old, const struct evd_confi
 }
 
 /* ---- unknown keys and suggestions ---- */
-
-/* Optimal string alignment distance: Levenshtein plus adjacent transpositions ("levle"). */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 128 || lb > 128)
-		return SIZE_MAX;
-	size_t *d = evd_xmalloc((la + 1) * (lb + 1) * sizeof(*d));
-#define D(i, j) d[(i) * (lb + 1) + (j)]
-	for (size_t i = 0; i <= la; i++)
-		D(i, 0) = i;
-	for (size_t j = 0; j <= lb; j++)
-		D(0, j) = j;
-	for (size_t i = 1; i <= la; i++) {
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-			size_t v = D(i - 1, j) + 1;
-			if (D(i, j - 1) + 1 < v)
-				v = D(i, j - 1) + 1;
-			if (D(i - 1, j - 1) + cost < v)
-				v = D(i - 1, j - 1) + cost;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    D(i - 2, j - 2) + 1 < v)
-				v = D(i - 2, j - 2) + 1;
-			D(i, j) = v;
-		}
-	}
-	size_t r = D(la, lb);
-#undef D
-	free(d);
-	return r;
-}
-
-static const char *leaf(const char *path)
-{
-	const char *dot = strrchr(path, '.');
-	return dot ? dot + 1 : path;
-}
-
-/* Calls fn for every key and every section ("nats", "nats.tls"), each once. */
-static void for_each_name(void (*fn)(const char *name, void *arg), void *arg)
-{
-	for (size_t i = 0; i < evd_config_nkeys; i++) {
-		const char *name = evd_config_keys[i].name;
-		for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.')) {
-			size_t n = (size_t)(dot - name);
-			bool dup = false;
-			for (size_t j = 0; j < i && !dup; j++)
-				dup = strncmp(evd_config_keys[j].name, name, n) == 0 &&
-				      evd_config_keys[j].name[n] == '.';
-			if (!dup) {
-				char *section = evd_xstrndup(name, n);
-				fn(section, arg);
-				free(section);
-			}
-		}
-		fn(name, arg);
-	}
-}
-
-static bool is_section(const char *path)
-{
-	size_t n = strlen(path);
-	for (size_t i = 0; i < evd_config_nkeys; i++)
-		if (strncmp(evd_config_keys[i].name, path, n) == 0 && evd_config_keys[i].name[n] == '.')
-			return true;
-	return false;
-}
-
-struct suggest {
-	const char *path;
-	size_t best;
-	size_t limit;
-	char *names[MAX_SUGGESTIONS];
-	size_t count;
-};
-
-static void suggest_one(const char *name, void *arg)
-{
-	struct suggest *s = arg;
-	const char *pl = leaf(s->path), *nl = leaf(name);
-	size_t score;
-
-	if (strcmp(name, s->path) == 0)
-		return;
-	if (strcmp(pl, nl) == 0) {
-		score = 0; /* the right key at the wrong nesting level */
-	} else {
-		size_t full = edit_distance(s->path, name);
-		size_t part = edit_distance(pl, nl);
-		score = part == SIZE_MAX ? full : part + 1; /* +1: it also moved */
-		if (full < score)
-			score = full;
-	}
-	if (score > s->limit || score > s->best)
-		return;
-	if (score < s->best) {
-		for (size_t i = 0; i < s->count; i++)
-			free(s->names[i]);
-		s->count = 0;
-		s->best = score;
-	}
-	if (s->count < MAX_SUGGESTIONS)
-		s->names[s->count++] = evd_xstrdup(name);
-}
-
-struct children {
-	const char *prefix;
-	struct evd_buf *out;
-	size_t n;
-};
-
-static void child_one(const char *name, void *arg)
-{
-	struct children *c = arg;
-	size_t pl = c->prefix ? strlen(c->prefix) : 0;
-	if (c->prefix && (strncmp(name, c->prefix, pl) != 0 || name[pl] != '.'))
-		return;
-	const char *rest = c->prefix ? name + pl + 1 : name;
-	if (strchr(rest, '.'))
-		return;
-	evd_buf_printf(c->out, "%s%s", c->n++ ? ", " : "", rest);
-}
-
-/* The immediate keys and sections under prefix (NULL: the top level), comma-separated. */
-static void append_children(const char *prefix, struct evd_buf *out)
-{
-	struct children c = { prefix, out, 0 };
-	for_each_name(child_one, &c);
-}
-
 static void report_unknown(struct loader *L, const struct evd_yaml_node *n, const char *path,
 			   const char *prefix)
 {
 	struct evd_buf msg = EVD_BUF_INIT;
-	size_t ll = strlen(leaf(path));
-	struct suggest s = { .path = path, .best = SIZE_MAX, .limit = ll <= 3 ? 1 : ll <= 6 ? 2 : 3 };
 
-	if (strchr(n->key, '.') && (evd_config_key_find(path) || is_section(path))) {
+	if (strchr(n->key, '.') && (evd_config_key_find(path) || evd_config_is_section(path)))
 		evd_buf_printf(&msg, "dotted keys are not expanded; nest it: write \"%.*s:\" and "
 				     "under it \"%s:\"",
 			       (int)(strchr(n->key, '.') - n->key), n->key, strchr(n->key, '.') + 1);
-		goto out;
-	}
-	for_each_name(suggest_one, &s);
-	evd_buf_append_str(&msg, "unknown key");
-	if (s.count) {
-		evd_buf_append_str(&msg, "; did you mean ");
-		for (size_t i = 0; i < s.count; i++) {
-			evd_buf_printf(&msg, "%s'%s'", i == 0 ? "" : i + 1 == s.count ? " or " : ", ",
-				       s.names[i]);
-			free(s.names[i]);
-		}
-		evd_buf_append_char(&msg, '?');
-	} else {
-		evd_buf_append_str(&msg, " (valid here: ");
-		append_children(prefix, &msg);
-		evd_buf_append_char(&msg, ')');
-	}
-out:
+	else
+		evd_config_suggest(path, prefix, &msg);
 	evd_diag_add(L->diag, EVD_DIAG_ERROR, L->file, n->key_line, n->key_col, path, "%s", msg.data);
 	evd_buf_free(&msg);
 }
@@ -687,7 +235,7 @@ static void set_urls(struct loader *L, const struct evd_config_key *k, const str
 		errors++;
 	}
 	if (!errors)
-		set_string(L->cfg, k, embedded ? "embedded" : norm.data);
+		evd_config_set_string(L->cfg, k, embedded ? "embedded" : norm.data);
 	evd_buf_free(&norm);
 }
 
@@ -705,7 +253,7 @@ static void set_value(struct loader *L, const struct evd_config_key *k,
 	}
 	if (n->kind != EVD_YAML_SCALAR) {
 		evd_buf_append_str(&msg, "must be ");
-		append_expected(k, &msg);
+		evd_config_append_expected(k, &msg);
 		evd_buf_printf(&msg, ", got a %s", evd_yaml_kind_name(n->kind));
 		evd_diag_add(L->diag, EVD_DIAG_ERROR, L->file, n->key_line, n->key_col, k->name, "%s",
 			     msg.data);
@@ -713,12 +261,12 @@ static void set_value(struct loader *L, const struct evd_config_key *k,
 	}
 	if (evd_yaml_is_null(n) || (!def && !computed && n->len == 0)) {
 		if (!def) { /* optional: null, "" or nothing at all means unset */
-			set_string(L->cfg, k, NULL);
+			evd_config_set_string(L->cfg, k, NULL);
 		} else if (computed) {
 			L->seen[key_index(k)] = NULL;
 		} else {
 			evd_buf_append_str(&msg, "must be ");
-			append_expected(k, &msg);
+			evd_config_append_expected(k, &msg);
 			evd_buf_append_str(&msg, ", got an empty value (remove the key to keep the default)");
 			evd_diag_add(L->diag, EVD_DIAG_ERROR, L->file, n->key_line, n->key_col, k->name,
 				     "%s", msg.data);
@@ -729,7 +277,7 @@ static void set_value(struct loader *L, const struct evd_config_key *k,
 		set_urls(L, k, n);
 		goto out;
 	}
-	if (parse_store(L->cfg, k, n->value, &msg) < 0)
+	if (evd_config_parse_store(L->cfg, k, n->value, &msg) < 0)
 		evd_diag_add(L->diag, EVD_DIAG_ERROR, L->file, n->line, n->col, k->name, "%s", msg.data);
 out:
 	evd_buf_free(&msg);
@@ -758,13 +306,13 @@ static void walk(struct loader *L, const struct evd_yaml_node *map, const char *
 			report_unknown(L, c, path.data, prefix);
 		} else if ((k = evd_config_key_find(path.data))) {
 			set_key(L, k, c);
-		} else if (is_section(path.data)) {
+		} else if (evd_config_is_section(path.data)) {
 			if (c->kind == EVD_YAML_MAP) {
 				walk(L, c, path.data);
 			} else if (!evd_yaml_is_null(c)) { /* "nats:" with every key commented out */
 				struct evd_buf msg = EVD_BUF_INIT;
 				evd_buf_append_str(&msg, "must be a mapping of keys (");
-				append_children(path.data, &msg);
+				evd_config_append_children(path.data, &msg);
 				evd_buf_printf(&msg, "), got a %s", evd_yaml_kind_name(c->kind));
 				evd_diag_add(L->diag, EVD_DIAG_ERROR, L->file, c->key_line, c->key_col,
 					     path.data, "%s", msg.data);
@@ -1015,7 +563,7 @@ int evd_config_load(const char *path, bool dev, struct evd_config **out, struct 
 		walk(&L, root, NULL);
 	} else if (root && !evd_yaml_is_null(root)) {
 		struct evd_buf msg = EVD_BUF_INIT;
-		append_children(NULL, &msg);
+		evd_config_append_children(NULL, &msg);
 		evd_diag_add(diag, EVD_DIAG_ERROR, path, root->line, root->col, NULL,
 			     "the top level must be a mapping of keys (%s), got a %s", msg.data,
 			     evd_yaml_kind_name(root->kind));

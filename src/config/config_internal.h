@@ -70,6 +70,28 @@ bool evd_config_key_equal(const struct evd_config_key *k, const struct evd_confi
 void evd_config_key_format(const struct evd_config_key *k, const struct evd_config *cfg,
 			   struct evd_buf *out);
 
+/* config_value.c: one value of one key. */
+void evd_config_set_string(struct evd_config *cfg, const struct evd_config_key *k, const char *s);
+/* Appends what a value of k looks like: "a size such as 64KiB", "file or memory"... */
+void evd_config_append_expected(const struct evd_config_key *k, struct evd_buf *out);
+/*
+ * Parses text as k's type and checks its bounds and form; stores it in cfg and returns 0, or
+ * returns -EINVAL with a complete message ("must be ..., got ...") in msg. URL lists are stored
+ * unchecked: the loader checks them item by item (evd_config_check_url) to point at each.
+ */
+int evd_config_parse_store(struct evd_config *cfg, const struct evd_config_key *k,
+			   const char *text, struct evd_buf *msg);
+/* One nats.url item: nats:// or tls://, [user[:pw]@], host or [IPv6], [:port]. 0 or -EINVAL. */
+int evd_config_check_url(const char *url, char *why, size_t whylen);
+
+/* config_suggest.c: unknown keys. */
+/* True when path names a section ("nats", "nats.tls") rather than a key. */
+bool evd_config_is_section(const char *path);
+/* The keys and sections directly under prefix (NULL: the top level), comma-separated. */
+void evd_config_append_children(const char *prefix, struct evd_buf *out);
+/* "unknown key; did you mean 'x.y'?" or "unknown key (valid here: ...)". */
+void evd_config_suggest(const char *path, const char *prefix, struct evd_buf *msg);
+
 /* As evd_parse_size()/evd_parse_duration(), with a reason in why ("" when it is plain garbage). */
 int evd_parse_size_why(const char *text, uint64_t *out, char *why, size_t whylen);
 int evd_parse_duration_why(const char *text, int64_t *out_ms, char *why, size_t whylen);
