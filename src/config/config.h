@@ -108,8 +108,8 @@ struct evd_config {
 
 /*
  * Reads path (NULL: defaults only) over the defaults for dev or production. Returns 0, or
- * -EINVAL with every problem in diag (warnings may be added on success too). *out is set only on
- * success.
+ * -EINVAL with every problem in diag (warnings may be added on success too), or the negative
+ * errno of an unreadable file (-ENOENT...) with one diagnostic. *out is set only on success.
  */
 int evd_config_load(const char *path, bool dev, struct evd_config **out, struct evd_diag *diag);
 /* Defaults only (dev or production); never fails. */
@@ -120,7 +120,7 @@ void evd_config_free(struct evd_config *cfg);
 bool evd_config_embedded(const struct evd_config *cfg);
 
 /*
- * Compares a running config with a newly loaded one and appends to out, comma-separated, the
+ * Compares a running config with a newly loaded one and appends to out, separated by ", ", the
  * keys that differ but only take effect after a restart (reloadable: no in the key table).
  * Returns how many.
  */
