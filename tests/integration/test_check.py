@@ -7,6 +7,8 @@ import os
 from evd_harness import eventingd_cli, run_tests
 
 SOURCE_ROOT = os.environ.get("EVD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+# etc/eventingd.yaml is configured by meson (@SYSCONFDIR@): check the copy in the build tree.
+BUILD_ROOT = os.environ.get("EVD_BUILD_ROOT", os.path.join(SOURCE_ROOT, "build"))
 
 
 def write(tmp, name, text):
@@ -24,9 +26,10 @@ def test_good_config(tmp):
 
 
 def test_sample_configs(tmp):
-    for name in ("eventingd.yaml", "eventingd.dev.yaml"):
-        rc, out, err = eventingd_cli("check", "-c", os.path.join(SOURCE_ROOT, "etc", name))
-        assert rc == 0, (name, rc, out, err)
+    for path in (os.path.join(BUILD_ROOT, "etc", "eventingd.yaml"),
+                 os.path.join(SOURCE_ROOT, "etc", "eventingd.dev.yaml")):
+        rc, out, err = eventingd_cli("check", "-c", path)
+        assert rc == 0, (path, rc, out, err)
 
 
 def test_bad_config_every_error(tmp):
