@@ -75,5 +75,6 @@ int evd_ce_add_header(struct evd_cloudevent *ev, const char *name, size_t nlen, 
 
 bool evd_ce_valid_name(const char *s, size_t len);
 int evd_ce_check_time(const char *s, size_t len);
+int evd_ce_check_time_go(const char *s, size_t len);
 
 #endif

@@ -202,14 +202,14 @@ static int scan(const char **pp, const char *end, int depth, enum evd_json_type 
 		for (;;) {
 			if (obj) {
 				if (p >= end || *p != '"') {
-					*why = "expected a member name";
+					*why = p >= end ? "unexpected end of JSON" : "expected a member name";
 					return -EINVAL;
 				}
 				if ((rc = scan_string(&p, end, why)) < 0)
 					return rc;
 				p = evd_json_skip_ws(p, end);
 				if (p >= end || *p != ':') {
-					*why = "expected ':' after a member name";
+					*why = p >= end ? "unexpected end of JSON" : "expected ':' after a member name";
 					return -EINVAL;
 				}
 				p = evd_json_skip_ws(p + 1, end);
@@ -225,7 +225,7 @@ static int scan(const char **pp, const char *end, int depth, enum evd_json_type 
 				p++;
 				break;
 			}
-			*why = obj ? "expected ',' or '}'" : "expected ',' or ']'";
+			*why = p >= end ? "unexpected end of JSON" : obj ? "expected ',' or '}'" : "expected ',' or ']'";
 			return -EINVAL;
 		}
 		rc = 0;

@@ -49,16 +49,16 @@ static int num(const char *s, int n)
  * time-offset = "Z" / ("+" / "-") HH ":" MM; "T" and "Z" may be lower case (§5.6 NOTE); a
  * fraction of any length; second 60 allowed (leap second).
  */
-int evd_ce_check_time(const char *s, size_t len)
+static int check_time(const char *s, size_t len, bool go)
 {
 	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-	    s[16] != ':')
+	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && (go || s[10] != 't')) ||
+	    s[13] != ':' || s[16] != ':')
 		return -EINVAL;
 	int y = num(s, 4), mo = num(s + 5, 2), d = num(s + 8, 2);
 	int h = num(s + 11, 2), mi = num(s + 14, 2), sec = num(s + 17, 2);
 	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 || h > 23 || mi < 0 ||
-	    mi > 59 || sec < 0 || sec > 60)
+	    mi > 59 || sec < 0 || sec > (go ? 59 : 60))
 		return -EINVAL;
 	if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return -EINVAL;
@@ -72,7 +72,7 @@ int evd_ce_check_time(const char *s, size_t len)
 	}
 	if (i == len)
 		return -EINVAL;
-	if (s[i] == 'Z' || s[i] == 'z')
+	if (s[i] == 'Z' || (!go && s[i] == 'z'))
 		return i + 1 == len ? 0 : -EINVAL;
 	if ((s[i] != '+' && s[i] != '-') || len - i != 6 || s[i + 3] != ':')
 		return -EINVAL;
@@ -80,6 +80,20 @@ int evd_ce_check_time(const char *s, size_t len)
 	if (oh < 0 || oh > 23 || om < 0 || om > 59)
 		return -EINVAL;
 	return 0;
+}
+
+int evd_ce_check_time(const char *s, size_t len)
+{
+	return check_time(s, len, false);
+}
+
+/*
+ * Go's time.Parse(time.RFC3339, s), which Kyma's legacy API uses: upper-case 'T' and 'Z' only,
+ * no leap second; a fraction is accepted although the layout has none.
+ */
+int evd_ce_check_time_go(const char *s, size_t len)
+{
+	return check_time(s, len, true);
 }
 
 static bool is_alpha(char c)
