@@ -128,7 +128,7 @@ static int walk_object(const char **pp, const char *end, struct evd_cloudevent *
 	int rc;
 
 	if (p >= end || *p != '{')
-		return errf(err, "%s%s", "not a JSON object", "");
+		return errf(err, "not a JSON object");
 	p = evd_json_skip_ws(p + 1, end);
 	if (p < end && *p == '}') {
 		p++;
@@ -139,23 +139,23 @@ static int walk_object(const char **pp, const char *end, struct evd_cloudevent *
 		const char *key;
 		size_t kl;
 		if (p >= end || *p != '"')
-			return errf(err, "invalid JSON: %s%s", "expected a member name", "");
+			return errf(err, "invalid JSON: %s", p >= end ? "unexpected end of JSON" : "expected a member name");
 		if ((rc = evd_json_scan_value(&p, end, &ks, &why)) < 0)
-			return errf(err, "invalid JSON: %s%s", why, "");
+			return errf(err, "invalid JSON: %s", why);
 		if ((rc = decode_string(ev, &ks, &key, &kl, &why)) < 0)
-			return errf(err, "invalid JSON: %s%s", why, "");
+			return errf(err, "invalid JSON: %s", why);
 		p = evd_json_skip_ws(p, end);
 		if (p >= end || *p != ':')
-			return errf(err, "invalid JSON: %s%s", "expected ':' after a member name", "");
+			return errf(err, "invalid JSON: %s", p >= end ? "unexpected end of JSON" : "expected ':' after a member name");
 		p = evd_json_skip_ws(p + 1, end);
 		if ((rc = evd_json_scan_value(&p, end, &vs, &why)) < 0)
-			return errf(err, "invalid JSON: %s%s", why, "");
+			return errf(err, "invalid JSON: %s", why);
 
 		for (size_t i = 0; i < nkeys; i++)
 			if (klens[i] == kl && memcmp(keys[i], key, kl) == 0)
 				return errf(err, "%s: %s", key, "duplicate member in the JSON object");
 		if (nkeys == MAX_MEMBERS)
-			return errf(err, "%s%s", "too many members in the JSON object", "");
+			return errf(err, "too many members in the JSON object (at most %d)", MAX_MEMBERS);
 		keys[nkeys] = key;
 		klens[nkeys++] = kl;
 
@@ -231,7 +231,7 @@ next:
 			p++;
 			break;
 		}
-		return errf(err, "invalid JSON: %s%s", "expected ',' or '}'", "");
+		return errf(err, "invalid JSON: %s", p >= end ? "unexpected end of JSON" : "expected ',' or '}'");
 	}
 members_done:
 	*pp = p;
@@ -264,7 +264,6 @@ members_done:
 			ev->attr_len[EVD_CE_DATACONTENTTYPE] = strlen("application/json");
 		}
 	}
-	(void)data_b64;
 	return 0;
 }
 
@@ -281,7 +280,7 @@ int evd_ce_decode_structured(const char *json, size_t len, struct evd_cloudevent
 	evd_ce_init(ev);
 	int rc = walk_object(&p, end, ev, err);
 	if (rc == 0 && evd_json_skip_ws(p, end) != end)
-		rc = errf(err, "invalid JSON: %s%s", "data after the event object", "");
+		rc = errf(err, "invalid JSON: data after the event object");
 	if (rc < 0)
 		evd_ce_free(ev);
 	return rc;
@@ -308,7 +307,7 @@ int evd_ce_decode_batch(const char *json, size_t len, size_t max_events,
 	*events = NULL;
 	*count = 0;
 	if (p >= end || *p != '[') {
-		errf(err, "%s%s", "a batch MUST be a JSON array of events", "");
+		errf(err, "a batch MUST be a JSON array of events");
 		goto fail;
 	}
 	p = evd_json_skip_ws(p + 1, end);
@@ -349,12 +348,12 @@ int evd_ce_decode_batch(const char *json, size_t len, size_t max_events,
 			p++;
 			break;
 		}
-		errf(err, "invalid JSON: %s%s", "expected ',' or ']' in the batch", "");
+		errf(err, "invalid JSON: %s", p >= end ? "unexpected end of JSON" : "expected ',' or ']' in the batch");
 		goto fail;
 	}
 done:
 	if (evd_json_skip_ws(p, end) != end) {
-		errf(err, "invalid JSON: %s%s", "data after the batch array", "");
+		errf(err, "invalid JSON: data after the batch array");
 		goto fail;
 	}
 	*events = evs;

@@ -122,11 +122,11 @@ static bool is_hex(char c)
 }
 
 /*
- * A URI-reference as Go's net/url.Parse accepts it, which is what Kyma (sdk-go SetSource) checks:
- * no control characters or spaces... Go allows spaces in paths, so do we; '%' must start a
- * valid escape; a reference must not start with ':' ("missing protocol scheme") and a relative
- * reference's first segment must not contain ':' (RFC 3986 §4.2, also Go's rule).
- * (Kyma's own test: "a@@p##p%%" is refused for its "%%".)
+ * A URI-reference as Go's net/url.Parse accepts it, which is what Kyma checks (sdk-go SetSource):
+ * laxer than RFC 3986's grammar (a space in a path passes, as it does for Kyma's clients), but no
+ * control characters, every '%' starts a valid escape, no leading ':' ("missing protocol
+ * scheme"), and a relative reference's first segment has no ':' (RFC 3986 §4.2). Kyma's own test
+ * case "a@@p##p%%" is refused for its "%%".
  */
 static const char *uri_ref_error(const char *s, size_t len)
 {
