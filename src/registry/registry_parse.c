@@ -402,7 +402,9 @@ static void spec_v2(struct doc *d, const struct evd_yaml_node *spec)
 	d->types_path = "spec.types";
 	d->types_line = spec->line;
 	d->types_col = spec->col;
-	if ((n = required(d, spec, "spec", "types"))) {
+	if (!(n = required(d, spec, "spec", "types"))) {
+		d->types_path = NULL; /* already reported */
+	} else {
 		d->types_line = n->line;
 		d->types_col = n->col;
 		if (n->kind == EVD_YAML_SEQ) {
@@ -473,6 +475,9 @@ static void spec_v1_filters(struct doc *d, const struct evd_yaml_node *filter)
 		}
 		return;
 	}
+	/* A filter whose type fails to convert is reported as such, not as "no types". */
+	if (filters->count > 0)
+		d->types_path = NULL;
 	size_t i = 0;
 	for (const struct evd_yaml_node *item = filters->first; item; item = item->next, i++) {
 		char prefix[PATH_MAX_LEN], spath[PATH_MAX_LEN], tpath[PATH_MAX_LEN];
