@@ -803,7 +803,8 @@ static struct evd_subscription *parse_doc(const char *file, const struct evd_reg
 		spec_v2(&d, n);
 	validate_source_types(&d);
 	sink(&d, n);
-	qsort(d.sub->config, d.sub->nconfig, sizeof(*d.sub->config), config_cmp);
+	if (d.sub->nconfig > 1)
+		qsort(d.sub->config, d.sub->nconfig, sizeof(*d.sub->config), config_cmp);
 	if (doc_failed(&d) || !d.sub->name)
 		goto fail;
 	build_types(&d);

@@ -9,6 +9,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* qsort() with glibc's nonnull contract kept for empty arrays (which are NULL here). */
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 /* ---- scan ---------------------------------------------------------------------------------- */
 
 static bool ends_with(const char *s, const char *suffix)
@@ -56,7 +63,7 @@ void evd_registry_scan_add_string(struct evd_registry_scan *scan, const char *na
 {
 	struct evd_registry_scan_file *f = scan_add(scan, name, name);
 	f->rc = evd_registry_parse_string(f->path, text, strlen(text), opts, &f->subs, &f->diag);
-	qsort(scan->files, scan->nfiles, sizeof(*scan->files), scan_file_cmp);
+	sort(scan->files, scan->nfiles, sizeof(*scan->files), scan_file_cmp);
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -85,7 +92,7 @@ int evd_registry_scan_dir(const char *dir, const struct evd_registry_opts *opts,
 		names[nnames++] = evd_xstrdup(de->d_name);
 	}
 	closedir(dp);
-	qsort(names, nnames, sizeof(*names), name_cmp);
+	sort(names, nnames, sizeof(*names), name_cmp);
 
 	struct evd_registry_scan *scan = evd_registry_scan_new();
 	for (size_t i = 0; i < nnames; i++) {
@@ -191,7 +198,7 @@ static void pick_winners(struct evd_registry_set *set, const struct evd_registry
 		for (size_t j = 0; j < f->subs.count; j++)
 			claims[n++] = (struct claim){ f->subs.items[j], f, i };
 	}
-	qsort(claims, n, sizeof(*claims), claim_cmp);
+	sort(claims, n, sizeof(*claims), claim_cmp);
 
 	for (size_t i = 0; i < n;) {
 		size_t end = i + 1, win = i;
@@ -261,7 +268,7 @@ static void warn_collisions(struct evd_registry_set *set)
 		for (size_t t = 0; t < s->ntypes; t++)
 			refs[n++] = (struct subject_ref){ s->types[t].subject, s, t, f };
 	}
-	qsort(refs, n, sizeof(*refs), subject_ref_cmp);
+	sort(refs, n, sizeof(*refs), subject_ref_cmp);
 	for (size_t i = 0; i < n;) {
 		size_t end = i + 1;
 		while (end < n && strcmp(refs[end].subject, refs[i].subject) == 0)
@@ -317,7 +324,7 @@ struct evd_registry_set *evd_registry_set_next(const struct evd_registry_set *pr
 			evd_sub_list_push(&f->subs, evd_subscription_ref(from->items[j]));
 	}
 	pick_winners(set, prev);
-	qsort(set->active.items, set->active.count, sizeof(*set->active.items), sub_ptr_cmp);
+	sort(set->active.items, set->active.count, sizeof(*set->active.items), sub_ptr_cmp);
 	warn_collisions(set);
 	for (size_t i = 0; i < set->nfiles; i++) {
 		set->errors += set->files[i].diag.errors;
