@@ -746,6 +746,8 @@ static void build_types(struct doc *d)
 	}
 }
 
+static void sort_by_position(struct evd_diag *diag, size_t from);
+
 static struct evd_subscription *parse_doc(const char *file, const struct evd_registry_opts *opts,
 					  const struct evd_yaml_doc *ydoc, struct evd_diag *diag,
 					  int *name_line, int *name_col)
@@ -811,6 +813,7 @@ static struct evd_subscription *parse_doc(const char *file, const struct evd_reg
 	if (doc_failed(&d))
 		goto fail;
 
+	sort_by_position(&d.sub->warnings, 0);
 	*name_line = d.name_line;
 	*name_col = d.name_col;
 	for (size_t i = 0; i < d.ntypes; i++)
@@ -840,12 +843,31 @@ void evd_sub_list_clear(struct evd_sub_list *l)
 	l->count = 0;
 }
 
+/*
+ * Checks run field by field in Kyma's order, not line by line; reports read best in file order,
+ * as a compiler's do. Stable (insertion sort): entries at one position keep their order.
+ */
+static void sort_by_position(struct evd_diag *diag, size_t from)
+{
+	for (size_t i = from + 1; i < diag->count; i++) {
+		struct evd_diag_entry e = diag->entries[i];
+		size_t j = i;
+		while (j > from && (diag->entries[j - 1].line > e.line ||
+				    (diag->entries[j - 1].line == e.line &&
+				     diag->entries[j - 1].col > e.col))) {
+			diag->entries[j] = diag->entries[j - 1];
+			j--;
+		}
+		diag->entries[j] = e;
+	}
+}
+
 static int parse_stream(const struct evd_yaml_stream *ys, const char *file,
 			const struct evd_registry_opts *opts, struct evd_sub_list *out,
 			struct evd_diag *diag)
 {
 	struct evd_sub_list got = EVD_SUB_LIST_INIT;
-	size_t errors_before = diag->errors;
+	size_t errors_before = diag->errors, count_before = diag->count;
 	int *lines = NULL; /* where each kept subscription's name stands */
 
 	for (size_t i = 0; i < ys->ndocs; i++) {
@@ -876,6 +898,7 @@ static int parse_stream(const struct evd_yaml_stream *ys, const char *file,
 		evd_sub_list_push(&got, s);
 	}
 	free(lines);
+	sort_by_position(diag, count_before);
 	if (diag->errors > errors_before) {
 		evd_sub_list_clear(&got);
 		return -EINVAL;

@@ -70,7 +70,7 @@ struct evd_registry_file {
 	char *name;
 	char *path;
 	struct evd_sub_list subs; /* the version in effect: the latest valid one */
-	bool failed;              /* the latest read failed: subs are an earlier version (or none) */
+	bool failed;              /* the latest read failed: subs are an older version, or none */
 	struct evd_diag diag;     /* the latest read's diagnostics plus the set's own */
 };
 
@@ -117,7 +117,7 @@ struct evd_registry_sub_action {
 
 /* One durable consumer: the type of sub at index type owns it (same_consumer_as == -1). */
 struct evd_registry_consumer_action {
-	struct evd_subscription *sub; /* the new subscription for create/update, the old for remove */
+	struct evd_subscription *sub; /* the new one for create and update, the old for remove */
 	size_t type;
 	int old_max_in_flight; /* update only */
 };

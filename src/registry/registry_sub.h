@@ -42,17 +42,19 @@ enum evd_sub_api {
 
 /* One entry of spec.types (v1alpha1: one filters[].eventType.value). */
 struct evd_sub_type {
-	char *original; /* status.types[].originalType; v1alpha1: the converted (cleaned) type, as Kyma */
+	/* status.types[].originalType; for v1alpha1 the converted (cleaned) type, as in Kyma. */
+	char *original;
 	char *clean;    /* status.types[].cleanType */
 	char *subject;  /* the consumer's filter subject */
 	char *consumer; /* durable name, EVD_SUB_CONSUMER_NAME_LEN hex digits */
 	/*
-	 * Index of an earlier type of this subscription with the same subject (they share that
-	 * type's consumer), or -1 when this type owns its consumer. Reconcilers create consumers only
-	 * for owners.
+	 * Index of an earlier type of this subscription with the same subject (they share
+	 * that type's consumer), or -1 when this type owns its consumer. Reconcilers create
+	 * consumers only for owners.
 	 */
 	int same_consumer_as;
-	char *path; /* where it was written: "spec.types[1]", "spec.filter.filters[0].eventType.value" */
+	/* Where it was written: "spec.types[1]", "spec.filter.filters[0].eventType.value". */
+	char *path;
 	int line;
 	int col;
 };

@@ -373,8 +373,8 @@ static const struct bad_case bad_cases[] = {
 	  "event-type=order.created.v1 with prefix=sap.kyma.custom: prefix not found\n" },
 	{ V1 "  filter:\n    filters: []\n  sink: http://h/\n  config:\n    maxInFlightMessages: "
 	     "0\n",
-	  "t.yaml:10:26: spec.config.maxInFlightMessages: should be greater than or equal to 1\n"
-	  "t.yaml:7:14: spec.filter.filters: must not be empty\n" },
+	  "t.yaml:7:14: spec.filter.filters: must not be empty\n"
+	  "t.yaml:10:26: spec.config.maxInFlightMessages: should be greater than or equal to 1\n" },
 	{ V1 "  filter:\n    filters:\n      - eventSource: {value: a}\n        eventType: {value: "
 	     "sap.kyma.custom.app.o.created.v1}\n  sink: http://h/\n  config:\n    "
 	     "maxInFlightMessages: \"4\"\n",
@@ -421,13 +421,13 @@ static void test_eventmesh_warnings(void)
 		  "setting of Kyma)\n"
 		  "t.yaml:11:5: warning: spec.config.qos: has no effect on eventingd (an "
 		  "EventMesh-only setting of Kyma)\n"
+		  "t.yaml:12:18: warning: spec.config.contentMode: contentMode \"JSON\" has no effect "
+		  "on eventingd (an EventMesh-only value of Kyma; eventingd delivers BINARY or "
+		  "STRUCTURED), events are delivered in BINARY mode\n"
 		  "t.yaml:13:5: warning: spec.config.clientSecret: has no effect on eventingd (an "
 		  "EventMesh-only setting of Kyma)\n"
 		  "t.yaml:14:5: warning: spec.config.exemptHandshake: has no effect on eventingd (an "
-		  "EventMesh-only setting of Kyma)\n"
-		  "t.yaml:12:18: warning: spec.config.contentMode: contentMode \"JSON\" has no effect "
-		  "on eventingd (an EventMesh-only value of Kyma; eventingd delivers BINARY or "
-		  "STRUCTURED), events are delivered in BINARY mode\n");
+		  "EventMesh-only setting of Kyma)\n");
 	CHECK_INT(l.count, 1);
 	if (l.count == 1) {
 		CHECK_INT(l.items[0]->content_mode, EVD_CONTENT_BINARY);
