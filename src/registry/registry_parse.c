@@ -531,6 +531,8 @@ static void spec_v1(struct doc *d, const struct evd_yaml_node *spec)
 		d->sub->id = evd_xstrdup(v);
 	if ((n = required(d, spec, "spec", "filter")))
 		spec_v1_filters(d, n);
+	else
+		d->types_path = NULL; /* already reported */
 	if (!d->have_source) {
 		d->sub->source = evd_xstrdup("");
 		d->have_source = true;

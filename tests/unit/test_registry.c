@@ -379,6 +379,7 @@ static const struct bad_case bad_cases[] = {
 	     "sap.kyma.custom.app.o.created.v1}\n  sink: http://h/\n  config:\n    "
 	     "maxInFlightMessages: \"4\"\n",
 	  "t.yaml:12:26: spec.config.maxInFlightMessages: must be an integer (v1alpha1)\n" },
+	{ V1 "  sink: http://h/\n", "t.yaml:6:3: spec.filter: Required value\n" },
 	{ V1 "  source: a\n  filter:\n    filters: []\n  sink: http://h/\n",
 	  "t.yaml:6:3: spec.source: unknown field\n"
 	  "t.yaml:8:14: spec.filter.filters: must not be empty\n" },
