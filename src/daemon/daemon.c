@@ -46,6 +46,7 @@ struct evd_daemon {
 	struct evd_metrics *metrics;
 
 	bool stopping;
+	bool nats_started;
 	int servers_open;
 	int exit_code;
 };
@@ -321,6 +322,15 @@ static void on_embedded_up(void *data)
 	struct evd_daemon *d = data;
 	evd_log_debug("daemon", "embedded nats-server accepts connections at %s",
 		      evd_embedded_url(d->embedded));
+	/*
+	 * Connect once the child accepts connections: connecting earlier only makes nats.c wait a
+	 * reconnect interval. Later restarts of the child are nats.c's ordinary reconnects.
+	 */
+	if (!d->nats_started && d->nats && !d->stopping) {
+		d->nats_started = true;
+		if (evd_nats_start(d->nats) < 0)
+			daemon_stop(d, "NATS connection failure");
+	}
 }
 
 static int start_backend(struct evd_daemon *d)
@@ -344,6 +354,9 @@ static int start_backend(struct evd_daemon *d)
 	if (rc < 0)
 		return rc;
 	evd_notifyf("STATUS=connecting to NATS at %s", url);
+	if (d->embedded)
+		return 0; /* on_embedded_up starts the connection */
+	d->nats_started = true;
 	return evd_nats_start(d->nats);
 }
 

@@ -865,6 +865,9 @@ int evd_embedded_new(uv_loop_t *loop, const struct evd_config *cfg, struct evd_e
 	if (dir[0] == '/') {
 		e->state_dir = evd_xstrdup(dir);
 	} else if (getcwd(cwd, sizeof(cwd))) {
+		/* "./.eventingd" (the sandbox default) reads better as "<cwd>/.eventingd". */
+		while (dir[0] == '.' && dir[1] == '/')
+			dir += 2;
 		evd_buf_printf(&path, "%s/%s", cwd, dir);
 		e->state_dir = evd_buf_steal(&path);
 	} else {

@@ -623,7 +623,7 @@ static void test_relative_state_dir(uv_loop_t *loop)
 	char *conf_path = path_in(tmp_root, "rel/.eventingd/nats-server.conf");
 	char *conf = read_text(conf_path);
 	struct evd_buf want = EVD_BUF_INIT;
-	evd_buf_printf(&want, "store_dir: \"%s/./rel/.eventingd\"\n", tmp_root);
+	evd_buf_printf(&want, "store_dir: \"%s/rel/.eventingd\"\n", tmp_root);
 	CHECK(conf && strstr(conf, want.data) != NULL);
 	if (e) {
 		evd_embedded_stop(e, 1000, on_stopped, &ev);
