@@ -501,6 +501,7 @@ void evd_publish_free(struct evd_publish *p)
 	}
 	if (p->access)
 		evd_access_log_close(p->access);
+	evd_buf_free(&p->scratch);
 	free(p->type_prefix);
 	free(p->subject_prefix);
 	free(p);

@@ -99,6 +99,7 @@ struct evd_publish {
 	} map;
 
 	struct evd_access_log *access;
+	struct evd_buf scratch; /* a NATS header block + payload being built (publish_js.c) */
 
 	struct {
 		struct evd_metric *published;   /* eventing_epp_event_type_published_total */

@@ -26,11 +26,55 @@
 #include <nats/nats.h>
 
 #include "daemon/daemon.h"
+#include "evd_build_config.h"
 #include "nats/nats_bridge.h"
 #include "nats/nats_conn.h"
 #include "publish/publish_internal.h"
 #include "util/util_log.h"
 #include "util/util_mem.h"
+
+#if EVD_NATS_RAW_HEADERS
+/*
+ * libnats's constructor for a message as read from the wire (src/msg.h in nats.c 3.x, exported
+ * but not declared in nats.h): buf holds the NATS/1.0 header block (hdrLen bytes) followed by the
+ * payload, copied into the message's single allocation. natsConn_publish sends such a block as is
+ * (the path nats.c uses to republish a received message), so a message costs one allocation
+ * instead of about thirty with natsMsgHeader_Set (a hash, a key copy, a value copy and an entry per
+ * header), each freed again on natsMsg_Destroy.
+ */
+natsStatus natsMsg_create(natsMsg **newMsg, const char *subject, int subjLen, const char *reply,
+			  int replyLen, const char *buf, int bufLen, int hdrLen);
+
+static natsStatus msg_create(struct evd_publish *p, natsMsg **m, const char *subject,
+			     const struct evd_ce_nats_headers *h, const char *data, size_t len)
+{
+	struct evd_buf *b = &p->scratch;
+	evd_buf_reset(b);
+	evd_buf_append(b, "NATS/1.0\r\n", 10);
+	for (size_t k = 0; k < h->n; k++) {
+		/* Values are percent-encoded (printable ASCII, no CR/LF) by evd_ce_to_nats_headers. */
+		evd_buf_append_str(b, h->key[k]);
+		evd_buf_append(b, ": ", 2);
+		evd_buf_append_str(b, h->value[k]);
+		evd_buf_append(b, "\r\n", 2);
+	}
+	evd_buf_append(b, "\r\n", 2);
+	size_t hdr_len = b->len;
+	evd_buf_append(b, data, len);
+	return natsMsg_create(m, subject, (int)strlen(subject), NULL, 0, b->data, (int)b->len,
+			      (int)hdr_len);
+}
+#else
+static natsStatus msg_create(struct evd_publish *p, natsMsg **m, const char *subject,
+			     const struct evd_ce_nats_headers *h, const char *data, size_t len)
+{
+	(void)p;
+	natsStatus s = natsMsg_Create(m, subject, NULL, data, (int)len);
+	for (size_t k = 0; s == NATS_OK && k < h->n; k++)
+		s = natsMsgHeader_Set(*m, h->key[k], h->value[k]);
+	return s;
+}
+#endif
 
 struct ack_entry {
 	natsMsg *msg;
@@ -303,9 +347,7 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 		return -ENOTCONN;
 	}
 	evd_ce_to_nats_headers(ev, &h);
-	s = natsMsg_Create(&m, subject, NULL, ev->data, (int)ev->data_len);
-	for (size_t k = 0; s == NATS_OK && k < h.n; k++)
-		s = natsMsgHeader_Set(m, h.key[k], h.value[k]);
+	s = msg_create(p, &m, subject, &h, ev->data, ev->data_len);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(m);
 		evd_pub_fail(r, i, 500, false, "cannot build the NATS message: %s",
