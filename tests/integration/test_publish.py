@@ -312,6 +312,20 @@ def test_legacy_prefixed_copy_off(tmp):
     assert js.last()[0] == "kyma.app.order.created.v1"
 
 
+def test_reload_publish_keys(tmp):
+    _, evd, js = setup(tmp)
+    assert post(evd, "/publish", b'"' + b"x" * 3000 + b'"', binary_headers(id_="big1"))[0] == 204
+    evd.config["publish"].update({"legacy_prefixed_copy": False, "max_request_size": "2KiB",
+                                  "max_in_flight": 16})
+    evd.write_config()
+    evd.signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in evd.stderr(), what="reload")
+    assert post(evd, "/publish", b'"' + b"x" * 3000 + b'"', binary_headers(id_="big2"))[0] == 413
+    n = js.count()
+    assert post(evd, "/app/v1/events", json.dumps(LEGACY_OK).encode())[0] == 200
+    assert js.count() == n + 1
+
+
 def test_legacy_error_bodies_exact(tmp):
     _, evd, js = setup(tmp)
     n = js.count()
@@ -382,16 +396,14 @@ def test_503_shed_beyond_max_in_flight(tmp):
         assert b"max_in_flight" in body, body
         gauge = http_request("GET", evd.admin + "/metrics")[2].decode()
         assert "eventingd_publish_in_flight 1" in gauge, gauge
+        assert 'eventingd_publish_shed_total{reason="max_in_flight"} 1' in gauge, gauge
+        # No ack within the publish's MaxWait (5 s): 503 + Retry-After, never a hang.
+        got = read_responses(s, 1)
+        assert got and got[0][0] == 503 and b"no acknowledgement" in got[0][1], got
     finally:
         os.kill(nats.proc.pid, signal.SIGCONT)
-    resp = b""
-    while b"\r\n\r\n" not in resp:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        resp += chunk
-    assert resp.startswith(b"HTTP/1.1 204"), resp
     s.close()
+    wait_for(lambda: post(evd, "/publish", b"{}", binary_headers(id_="later"))[0] == 204, what="204 again")
 
 
 def test_504_when_no_stream_answers(tmp):
