@@ -183,36 +183,63 @@ static int add_tracing(const struct evd_http_request *http, struct evd_cloudeven
 	return 0;
 }
 
-int evd_pub_prepare(struct evd_publish *p, const struct evd_http_request *http,
-		    struct evd_cloudevent *ev, char **subject, struct evd_buf *err)
+static uint64_t fnv1a(uint64_t h, const char *s)
 {
-	char *clean = NULL, *why = NULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/*
+ * Kyma's naming for (source, type), remembered: real traffic has few distinct pairs, and the
+ * cleaners allocate several strings per call. Direct-mapped; a collision simply recomputes.
+ * Only successes are kept (errors are rare and carry their own text).
+ */
+static const struct evd_pub_naming *naming_for(struct evd_publish *p, const char *source,
+					       const char *type, struct evd_buf *err)
+{
+	uint64_t h = fnv1a(fnv1a(0xcbf29ce484222325ull, source) * 31, type);
+	struct evd_pub_naming *n = &p->naming[h % EVD_PUB_NAMING_CACHE];
+	if (n->source && n->hash == h && strcmp(n->source, source) == 0 && strcmp(n->type, type) == 0)
+		return n;
+	char *subject = NULL, *clean = NULL, *why = NULL;
+	if (evd_event_subject_for_publish(source, type, p->type_prefix, p->subject_prefix, &subject,
+					  &clean, &why) < 0) {
+		evd_buf_append_str(err, why ? why : "invalid event type");
+		free(why);
+		return NULL;
+	}
+	free(n->source);
+	free(n->type);
+	free(n->subject);
+	free(n->clean_type);
+	n->hash = h;
+	n->source = evd_xstrdup(source);
+	n->type = evd_xstrdup(type);
+	n->subject = subject;
+	n->prefixed = evd_event_type_has_prefix(type, p->type_prefix);
+	n->clean_type = clean;
+	return n;
+}
+
+int evd_pub_prepare(struct evd_publish *p, const struct evd_http_request *http,
+		    struct evd_cloudevent *ev, const char **subject, struct evd_buf *err)
+{
 	const char *type = ev->attr[EVD_CE_TYPE];
-	int rc;
 
 	*subject = NULL;
 	if (add_tracing(http, ev, err) < 0)
 		return -EINVAL;
-	rc = evd_event_subject_for_publish(ev->attr[EVD_CE_SOURCE], type, p->type_prefix,
-					   p->subject_prefix, subject, &clean, &why);
-	if (rc < 0) {
-		evd_buf_append_str(err, why ? why : "invalid event type");
-		goto done;
-	}
+	const struct evd_pub_naming *n = naming_for(p, ev->attr[EVD_CE_SOURCE], type, err);
+	if (!n)
+		return -EINVAL;
+	/* The event's arena outlives the publish; the cache entry may be replaced meanwhile. */
+	*subject = evd_ce_strdup(ev, n->subject, strlen(n->subject));
 	/* Kyma: a prefixed type is published cleaned; a standard one as published, with the
 	 * published type also in originaltype (its sinks get that back as the type). */
-	if (evd_event_type_has_prefix(type, p->type_prefix))
-		rc = evd_ce_set(ev, "type", clean, strlen(clean), err);
-	else
-		rc = evd_ce_set(ev, "originaltype", type, ev->attr_len[EVD_CE_TYPE], err);
-	if (rc < 0) {
-		free(*subject);
-		*subject = NULL;
-	}
-done:
-	free(clean);
-	free(why);
-	return rc;
+	if (n->prefixed)
+		return evd_ce_set(ev, "type", n->clean_type, strlen(n->clean_type), err);
+	return evd_ce_set(ev, "originaltype", type, ev->attr_len[EVD_CE_TYPE], err);
 }
 
 int evd_pub_admit(struct evd_pub_req *r, size_t n)
@@ -265,7 +292,7 @@ void evd_pub_complete(struct evd_pub_req *r)
 }
 
 /* Publishes r->events[0..n) on subjects; completes r at once if nothing went out. */
-static void publish_all(struct evd_pub_req *r, char **subjects)
+static void publish_all(struct evd_pub_req *r, const char **subjects)
 {
 	for (size_t i = 0; i < r->nevents; i++)
 		if (evd_pub_js_publish(r, i, subjects[i]) < 0)
@@ -280,7 +307,7 @@ static void publish_cloudevents(struct evd_pub_req *r)
 	struct evd_http_request *http = r->http;
 	const struct evd_http_header *ct = evd_http_request_header(http, "Content-Type");
 	struct evd_buf err = EVD_BUF_INIT;
-	char *one_subject = NULL, **subjects = &one_subject;
+	const char *one_subject = NULL, **subjects = &one_subject;
 	int rc = 0;
 
 	switch (evd_ce_detect_mode(ct ? ct->value : "", ct ? ct->value_len : 0)) {
@@ -339,8 +366,6 @@ static void publish_cloudevents(struct evd_pub_req *r)
 	if (evd_pub_admit(r, r->nevents) == 0)
 		publish_all(r, subjects);
 free_subjects:
-	for (size_t i = 0; i < (subjects == &one_subject ? 1 : r->nevents); i++)
-		free(subjects[i]);
 	if (subjects != &one_subject)
 		free(subjects);
 out:
@@ -502,6 +527,12 @@ void evd_publish_free(struct evd_publish *p)
 	if (p->access)
 		evd_access_log_close(p->access);
 	evd_buf_free(&p->scratch);
+	for (size_t i = 0; i < EVD_PUB_NAMING_CACHE; i++) {
+		free(p->naming[i].source);
+		free(p->naming[i].type);
+		free(p->naming[i].subject);
+		free(p->naming[i].clean_type);
+	}
 	free(p->type_prefix);
 	free(p->subject_prefix);
 	free(p);

@@ -36,6 +36,8 @@ struct evd_access_log;
 #define EVD_PUB_ACK_WAIT_MS 5000
 /* Events in one batched request at most (Kyma has no batches at all). */
 #define EVD_PUB_MAX_BATCH 1024
+/* Remembered (source, type) -> subject results. */
+#define EVD_PUB_NAMING_CACHE 256
 /* Request records kept for reuse. */
 #define EVD_PUB_POOL 256
 
@@ -70,6 +72,14 @@ struct evd_pub_req {
 	char legacy_id[40];
 };
 
+struct evd_pub_naming {
+	uint64_t hash;
+	char *source, *type; /* NULL: empty slot */
+	char *subject;
+	char *clean_type;
+	bool prefixed;
+};
+
 struct evd_publish {
 	struct evd_daemon *daemon;
 	const struct evd_config *cfg; /* the current configuration (reload replaces it) */
@@ -100,6 +110,7 @@ struct evd_publish {
 
 	struct evd_access_log *access;
 	struct evd_buf scratch; /* a NATS header block + payload being built (publish_js.c) */
+	struct evd_pub_naming naming[EVD_PUB_NAMING_CACHE];
 
 	struct {
 		struct evd_metric *published;   /* eventing_epp_event_type_published_total */
@@ -118,9 +129,10 @@ void evd_pub_respond(struct evd_pub_req *r, int status, const char *ctype, const
 		     const void *body, size_t len);
 void evd_pub_respond_text(struct evd_pub_req *r, int status, const char *extra, const char *text);
 /* Prepares one event for JetStream: tracing extensions from the HTTP request, Kyma's naming
- * (subject, originaltype or the cleaned prefixed type). 0, or -EINVAL with the reason in err. */
+ * (subject, originaltype or the cleaned prefixed type). 0 with *subject in the event's arena, or
+ * -EINVAL with the reason in err. */
 int evd_pub_prepare(struct evd_publish *p, const struct evd_http_request *http,
-		    struct evd_cloudevent *ev, char **subject, struct evd_buf *err);
+		    struct evd_cloudevent *ev, const char **subject, struct evd_buf *err);
 /* 0 when the backend can take n more publishes; else answers 503 (shed or unavailable) itself
  * through respond_unavailable and returns -EAGAIN. */
 int evd_pub_admit(struct evd_pub_req *r, size_t n);

@@ -58,7 +58,7 @@ void evd_pub_legacy(struct evd_pub_req *r, const char *app_seg, size_t app_len)
 	struct evd_http_request *http = r->http;
 	struct evd_legacy_request lr;
 	struct evd_buf body = EVD_BUF_INIT, err = EVD_BUF_INIT;
-	char *subjects[2] = { NULL, NULL };
+	const char *subjects[2] = { NULL, NULL };
 	char *app = evd_xmalloc(app_len + 1);
 	int status;
 
@@ -94,8 +94,6 @@ void evd_pub_legacy(struct evd_pub_req *r, const char *app_seg, size_t app_len)
 	if (r->pending == 0)
 		evd_pub_complete(r);
 out:
-	free(subjects[0]);
-	free(subjects[1]);
 	free(app);
 	evd_buf_free(&body);
 	evd_buf_free(&err);
