@@ -71,6 +71,11 @@ struct evd_embedded *evd_daemon_embedded(struct evd_daemon *d)
 	return d->embedded;
 }
 
+struct evd_bridge *evd_daemon_bridge(struct evd_daemon *d)
+{
+	return d->bridge;
+}
+
 struct evd_metrics *evd_daemon_metrics(struct evd_daemon *d)
 {
 	return d->metrics;
@@ -180,6 +185,12 @@ static void on_nats_closed(void *data)
 {
 	struct evd_daemon *d = data;
 	d->nats = NULL;
+	/* Only now: nats.c may call the publish module's ack handler until the connection is
+	 * closed, and publishes acknowledged while it drained still answer their requests. */
+	if (d->publish) {
+		evd_publish_free(d->publish);
+		d->publish = NULL;
+	}
 	if (d->embedded) {
 		evd_embedded_stop(d->embedded, 10000, on_embedded_stopped, d);
 		return;
@@ -189,10 +200,6 @@ static void on_nats_closed(void *data)
 
 static void stop_backend(struct evd_daemon *d)
 {
-	if (d->publish) {
-		evd_publish_free(d->publish);
-		d->publish = NULL;
-	}
 	if (d->nats) {
 		evd_nats_close(d->nats, on_nats_closed, d);
 		return;
@@ -266,6 +273,9 @@ static void daemon_reload(struct evd_daemon *d)
 		evd_nats_set_config(d->nats, next);
 	if (d->publish)
 		evd_publish_set_config(d->publish, next);
+	if (d->publish_srv)
+		evd_http_server_set_max_body_size(d->publish_srv,
+						  (size_t)next->publish.max_request_size);
 
 	struct retired_config *r = evd_xcalloc(1, sizeof(*r));
 	r->cfg = d->cfg;
@@ -379,6 +389,13 @@ static void on_publish_request(struct evd_http_request *req, void *data)
 	evd_http_respond_text(req, 503, "Retry-After: 1\r\n", "publish endpoint not started");
 }
 
+static void on_publish_reject(const struct evd_http_request *req, int status, const char *reason,
+			      struct evd_buf *body, const char **content_type, void *data)
+{
+	struct evd_daemon *d = data;
+	evd_publish_reject(d->publish, req, status, reason, body, content_type);
+}
+
 static int start_listeners(struct evd_daemon *d)
 {
 	struct evd_http_server_opts po = {
@@ -386,6 +403,7 @@ static int start_listeners(struct evd_daemon *d)
 		.listen = d->cfg->publish.listen,
 		.limits = { .max_body_size = d->cfg->publish.max_request_size },
 		.handler = on_publish_request,
+		.on_reject = on_publish_reject,
 		.data = d,
 	};
 	struct evd_http_server_opts ao = {

@@ -21,6 +21,7 @@
 
 struct evd_daemon;
 struct evd_nats;
+struct evd_bridge;
 
 struct evd_daemon_opts {
 	const char *config_path; /* NULL: the default path */
@@ -40,6 +41,8 @@ struct evd_embedded *evd_daemon_embedded(struct evd_daemon *d);
 /* True when connected to JetStream with the stream present; else false and a reason. */
 bool evd_daemon_ready(const struct evd_daemon *d, const char **reason);
 uv_loop_t *evd_daemon_loop(struct evd_daemon *d);
+/* The bridge between nats.c's threads and the loop (for components that publish). */
+struct evd_bridge *evd_daemon_bridge(struct evd_daemon *d);
 /* The process-wide metrics registry served on GET /metrics. */
 struct evd_metrics *evd_daemon_metrics(struct evd_daemon *d);
 

@@ -125,6 +125,12 @@ void evd_legacy_too_large_body(struct evd_buf *out)
 		   "http: request body too large", NULL, NULL);
 }
 
+void evd_legacy_bad_payload_body(struct evd_buf *out, const char *more_info)
+{
+	int status;
+	bad_payload(out, &status, more_info);
+}
+
 void evd_legacy_backend_error_body(struct evd_buf *out, int status, const char *message)
 {
 	error_body(out, status, NULL, message, NULL, NULL, NULL);

@@ -58,6 +58,9 @@ int evd_legacy_to_cloudevents(const struct evd_legacy_request *req, const char *
 void evd_legacy_success_body(struct evd_buf *out, const char *event_id);
 /* {"status":413,"type":"request_body_too_large",...}\n (row 2b, for the server's body limit) */
 void evd_legacy_too_large_body(struct evd_buf *out);
+/* 400 {"status":400,"type":"bad_payload_syntax","message":"Bad payload syntax","moreInfo":...}\n
+ * (a converted event that fails Kyma's naming, §2.3) */
+void evd_legacy_bad_payload_body(struct evd_buf *out, const char *more_info);
 /* {"status":<status>,"message":"<message>"}\n: a backend failure (§2.4) */
 void evd_legacy_backend_error_body(struct evd_buf *out, int status, const char *message);
 

@@ -143,9 +143,8 @@ void evd_http_conn_drain(struct evd_http_conn *conn)
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-static void on_write(uv_write_t *wr, int status)
+static void write_done(struct evd_http_conn *conn, int status)
 {
-	struct evd_http_conn *conn = wr->data;
 	conn->writing = false;
 	if (conn->closing)
 		return; /* on_handle_closed frees the requests */
@@ -175,6 +174,11 @@ static void on_write(uv_write_t *wr, int status)
 		uv_timer_start(&conn->timer, on_timer, conn->srv->limits.idle_timeout_ms, 0);
 }
 
+static void on_write(uv_write_t *wr, int status)
+{
+	write_done(wr->data, status);
+}
+
 void evd_http_conn_flush(struct evd_http_conn *conn)
 {
 	if (conn->writing || conn->closing || conn->in_parse || conn->lingering)
@@ -190,8 +194,41 @@ void evd_http_conn_flush(struct evd_http_conn *conn)
 		return;
 	conn->nwriting = n;
 	conn->writing = true;
+	/*
+	 * Responses nearly always fit the socket buffer: write them now. Every completed uv_write
+	 * makes libuv 1.44 re-arm the socket in epoll (uv__drain -> uv__io_stop queues an
+	 * EPOLL_CTL_MOD even when nothing changes): one epoll_ctl per response, as costly as the
+	 * write itself on the publish path. uv_try_write has no request and no re-arm; what it
+	 * cannot write goes through uv_write as before. write_done may run from here; the recursion
+	 * write_done -> flush is bounded by the responses queued on this connection.
+	 */
+	size_t total = 0;
+	for (uint32_t i = 0; i < n; i++)
+		total += conn->wbufs[i].len;
+	int w = uv_try_write((uv_stream_t *)&conn->tcp, conn->wbufs, n);
+	if (w >= 0 && (size_t)w == total) {
+		write_done(conn, 0);
+		return;
+	}
+	if (w < 0 && w != UV_EAGAIN) {
+		write_done(conn, w);
+		return;
+	}
+	uv_buf_t *b = conn->wbufs;
+	uint32_t nb = n;
+	for (size_t skip = w > 0 ? (size_t)w : 0; skip > 0;) {
+		if (skip >= b->len) {
+			skip -= b->len;
+			b++;
+			nb--;
+		} else {
+			b->base += skip;
+			b->len -= skip;
+			skip = 0;
+		}
+	}
 	conn->write_req.data = conn;
-	if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, conn->wbufs, n, on_write) < 0) {
+	if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, b, nb, on_write) < 0) {
 		conn->writing = false;
 		evd_http_conn_close(conn);
 	}

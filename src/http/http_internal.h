@@ -102,6 +102,7 @@ struct evd_http_server {
 	char address[64];
 	struct evd_http_limits limits;
 	evd_http_handler_cb handler;
+	evd_http_reject_cb on_reject;
 	void *data;
 	llhttp_settings_t settings;
 	struct evd_http_conn *conns;

@@ -308,10 +308,20 @@ void evd_http_conn_reject(struct evd_http_conn *conn, int status, const char *re
 	r->close_after = true;
 	r->pub.keep_alive = false;
 	r->head = false;
-	char text[256];
-	int n = snprintf(text, sizeof(text), "%s: %s\n", evd_http_status_text(status), reason);
-	evd_http_format(r, status, "text/plain; charset=utf-8", NULL, text,
-			n < (int)sizeof(text) ? (size_t)n : sizeof(text) - 1);
+	struct evd_buf own = EVD_BUF_INIT;
+	const char *ctype = "text/plain; charset=utf-8";
+	if (conn->srv->on_reject)
+		conn->srv->on_reject(&r->pub, status, reason, &own, &ctype, conn->srv->data);
+	if (own.len) {
+		evd_http_format(r, status, ctype, NULL, own.data, own.len);
+	} else {
+		char text[256];
+		int n = snprintf(text, sizeof(text), "%s: %s\n", evd_http_status_text(status),
+				 reason);
+		evd_http_format(r, status, "text/plain; charset=utf-8", NULL, text,
+				n < (int)sizeof(text) ? (size_t)n : sizeof(text) - 1);
+	}
+	evd_buf_free(&own);
 	r->state = EVD_REQ_READY;
 	queue_push(conn, r);
 	conn->read_done = true;

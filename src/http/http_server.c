@@ -17,9 +17,20 @@
 #include "util/util_log.h"
 #include "util/util_mem.h"
 
+static void on_server_handle_closed(uv_handle_t *h);
+
 static void maybe_finish_stop(struct evd_http_server *srv)
 {
-	if (!srv->stopping || srv->handles_open > 0 || srv->nconns > 0)
+	if (!srv->stopping || srv->nconns > 0)
+		return;
+	/* Every connection is gone before the stop timeout: no need to wait for it. */
+	if (srv->handles_open == 1 && uv_is_active((uv_handle_t *)&srv->stop_timer) &&
+	    !uv_is_closing((uv_handle_t *)&srv->stop_timer)) {
+		uv_timer_stop(&srv->stop_timer);
+		uv_close((uv_handle_t *)&srv->stop_timer, on_server_handle_closed);
+		return;
+	}
+	if (srv->handles_open > 0)
 		return;
 	void (*cb)(void *) = srv->on_closed;
 	void *data = srv->closed_data;
@@ -80,6 +91,7 @@ int evd_http_server_start(uv_loop_t *loop, const struct evd_http_server_opts *op
 	srv->limits = opts->limits;
 	apply_defaults(&srv->limits);
 	srv->handler = opts->handler;
+	srv->on_reject = opts->on_reject;
 	srv->data = opts->data;
 	evd_http_conn_init_settings(&srv->settings);
 
@@ -124,6 +136,11 @@ fail:
 const char *evd_http_server_address(const struct evd_http_server *srv)
 {
 	return srv->address;
+}
+
+void evd_http_server_set_max_body_size(struct evd_http_server *srv, size_t max_body_size)
+{
+	srv->limits.max_body_size = max_body_size ? max_body_size : 64 * 1024;
 }
 
 uint32_t evd_http_server_connections(const struct evd_http_server *srv)

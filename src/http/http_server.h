@@ -52,6 +52,19 @@ struct evd_http_request {
 /* Called once per complete request (headers and whole body read), on the loop thread. */
 typedef void (*evd_http_handler_cb)(struct evd_http_request *req, void *data);
 
+struct evd_buf;
+/*
+ * Optional, loop thread: the server is about to answer a request itself, before the handler saw
+ * it (413 body too large, 431, 408, 400 malformed). req->method and req->path are set once the
+ * request line and headers were read (path is NULL before that); the body is incomplete. The
+ * callback may append a body of its own to *body and set *content_type (a static string) instead
+ * of the default plain-text reason; it must not respond. Used for per-route error bodies (Kyma's
+ * legacy 413 JSON) and to count and log such requests.
+ */
+typedef void (*evd_http_reject_cb)(const struct evd_http_request *req, int status,
+				   const char *reason, struct evd_buf *body,
+				   const char **content_type, void *data);
+
 struct evd_http_limits {
 	size_t max_header_size;   /* all header lines together; default 16 KiB -> 431 */
 	size_t max_body_size;     /* default 64 KiB -> 413 */
@@ -65,6 +78,7 @@ struct evd_http_server_opts {
 	const char *listen; /* "127.0.0.1:8080"; port 0 picks a free port */
 	struct evd_http_limits limits; /* zero fields take the defaults */
 	evd_http_handler_cb handler;
+	evd_http_reject_cb on_reject; /* NULL: plain-text reasons */
 	void *data;
 };
 
@@ -74,6 +88,8 @@ int evd_http_server_start(uv_loop_t *loop, const struct evd_http_server_opts *op
 
 /* The address actually bound (useful with port 0): "127.0.0.1:41234". */
 const char *evd_http_server_address(const struct evd_http_server *srv);
+/* A reloaded body limit: applies to requests whose headers arrive from now on. */
+void evd_http_server_set_max_body_size(struct evd_http_server *srv, size_t max_body_size);
 /* Open connections right now. */
 uint32_t evd_http_server_connections(const struct evd_http_server *srv);
 

@@ -4,8 +4,10 @@
  * /{app}/v1/events, /{app}/v2/events, /{app}/events, GET /{app}/v1/events/subscribed.
  * (/healthz and /readyz are answered before requests get here, by admin.)
  *
- * Loop thread only. Created after the NATS backend object exists; freed after the publish
- * listener has closed (so no request is still waiting for an ack).
+ * Loop thread only. Created after the NATS backend object exists and before evd_nats_start (it
+ * registers the async-publish ack handler); freed after the publish listener has closed AND the
+ * NATS connection is closed (nats.c may call the ack handler until then). Requests still
+ * waiting for an ack at free are answered 503.
  */
 #ifndef EVD_PUBLISH_H
 #define EVD_PUBLISH_H
@@ -17,9 +19,28 @@
 
 struct evd_daemon;
 struct evd_publish;
+struct evd_buf;
+
+/*
+ * GET /{app}/v1/events/subscribed: appends the eventsInfo JSON for app to body
+ * ({"eventsInfo":[{"name":"order.created","version":"v1"}]}) and returns the HTTP status (200, or
+ * 500 with Kyma's {"code":500,"error":"..."}). Loop thread. Until a provider is set, the answer is
+ * {"eventsInfo":[]}.
+ */
+typedef int (*evd_publish_subscribed_cb)(const char *app, struct evd_buf *body, void *data);
 
 int evd_publish_new(struct evd_daemon *d, struct evd_publish **out);
 void evd_publish_handle(struct evd_publish *p, struct evd_http_request *req);
+/* The subscription registry plugs in here (NULL: back to the empty answer). */
+void evd_publish_set_subscribed_provider(struct evd_publish *p, evd_publish_subscribed_cb fn,
+					 void *data);
+/*
+ * The publish listener's evd_http_reject_cb (the server answers 413 before routing): gives the
+ * legacy route Kyma's JSON 413 body, /publish a plain-text reason, and counts and logs the
+ * request. p may be NULL (before the backend exists): defaults apply.
+ */
+void evd_publish_reject(struct evd_publish *p, const struct evd_http_request *req, int status,
+			const char *reason, struct evd_buf *body, const char **content_type);
 /* A reloaded configuration: reloadable publish keys take effect for new requests. */
 void evd_publish_set_config(struct evd_publish *p, const struct evd_config *cfg);
 /* JetStream became ready (true) or not (false). */

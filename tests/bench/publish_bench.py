@@ -26,6 +26,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import evd_harness  # noqa: E402
 from evd_harness import Eventingd, NatsServer, free_port, http_request, wait_for  # noqa: E402
 
 
@@ -78,6 +79,7 @@ def main():
 
     build = os.path.abspath(args.build)
     os.environ["EVENTINGD"] = os.path.join(build, "eventingd")
+    evd_harness.EVENTINGD = os.environ["EVENTINGD"]  # read by the harness at import time
     raw_bin = os.path.join(build, "tests", "bench", "bench_js_raw")
     for prog in (os.environ["EVENTINGD"], raw_bin):
         if not os.path.exists(prog):
