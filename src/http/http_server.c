@@ -17,9 +17,20 @@
 #include "util/util_log.h"
 #include "util/util_mem.h"
 
+static void on_server_handle_closed(uv_handle_t *h);
+
 static void maybe_finish_stop(struct evd_http_server *srv)
 {
-	if (!srv->stopping || srv->handles_open > 0 || srv->nconns > 0)
+	if (!srv->stopping || srv->nconns > 0)
+		return;
+	/* The last connection is gone before the deadline: stop now, not when the timer fires
+	 * ("after at most timeout_ms"). The timer is active only between stop and its expiry. */
+	if (uv_is_active((uv_handle_t *)&srv->stop_timer)) {
+		uv_timer_stop(&srv->stop_timer);
+		uv_close((uv_handle_t *)&srv->stop_timer, on_server_handle_closed);
+		return;
+	}
+	if (srv->handles_open > 0)
 		return;
 	void (*cb)(void *) = srv->on_closed;
 	void *data = srv->closed_data;
