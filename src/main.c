@@ -20,6 +20,11 @@ static void usage(FILE *to)
 	      "       eventingd check [-c FILE] [--dev]     validate the configuration\n"
 	      "       eventingd status [--admin URL] [--json] [-c FILE]\n"
 	      "                                            backend state of a running eventingd\n"
+	      "       eventingd publish --type T --source S [--data JSON|@FILE] [--url URL]\n"
+	      "                         [--structured] [--id ID] [--content-type CT]\n"
+	      "                         [--extension NAME=VALUE ...] [-c FILE]\n"
+	      "                                            send one CloudEvent\n"
+	      "       eventingd display [--listen ADDR]     print every CloudEvent sent to ADDR\n"
 	      "       eventingd version\n"
 	      "\n"
 	      "Without -c, " EVD_CONFIG_DEFAULT_PATH " is read if it exists; otherwise\n"
@@ -98,6 +103,10 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(cmd, "status") == 0)
 		return evd_cli_status(argc - 1, argv + 1);
+	if (strcmp(cmd, "publish") == 0)
+		return evd_cli_publish(argc - 1, argv + 1);
+	if (strcmp(cmd, "display") == 0)
+		return evd_cli_display(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("eventingd %s\n", EVD_VERSION);
 		return 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "cli/cli.h"
+#include "cli/cli_internal.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -11,32 +12,20 @@
 #include "http/http_fetch.h"
 #include "util/util_buf.h"
 
-/* The admin URL: --admin, else admin.listen of the configuration, else the default. */
+/*
+ * The admin URL: --admin, else admin.listen of the configuration, else the default. A broken
+ * configuration still prints its diagnostics: they explain why the default is tried.
+ */
 static void admin_url(const char *given, const struct evd_daemon_opts *opts, char *out, size_t len)
 {
 	if (given) {
 		snprintf(out, len, "%s", given);
-	} else {
-		struct evd_config *cfg = NULL;
-		FILE *devnull = freopen("/dev/null", "w", stderr) ? NULL : NULL;
-		(void)devnull;
-		if (evd_daemon_load_config(opts, &cfg, true) == 0) {
-			const char *l = cfg->admin.listen;
-			/* A wildcard listener is reached on loopback. */
-			if (l[0] == ':')
-				snprintf(out, len, "http://127.0.0.1%s", l);
-			else if (strncmp(l, "0.0.0.0:", 8) == 0)
-				snprintf(out, len, "http://127.0.0.1:%s", l + 8);
-			else
-				snprintf(out, len, "http://%s", l);
-			evd_config_free(cfg);
-		} else {
-			snprintf(out, len, "http://127.0.0.1:9090");
-		}
+		size_t n = strlen(out);
+		while (n > 0 && out[n - 1] == '/')
+			out[--n] = '\0';
+	} else if (evd_cli_listen_url(opts, true, out, len) != 0) {
+		snprintf(out, len, "http://127.0.0.1:9090");
 	}
-	size_t n = strlen(out);
-	while (n > 0 && out[n - 1] == '/')
-		out[--n] = '\0';
 }
 
 static const char *str_or(const cJSON *o, const char *key, const char *dflt)

@@ -23,9 +23,9 @@ static void maybe_finish_stop(struct evd_http_server *srv)
 {
 	if (!srv->stopping || srv->nconns > 0)
 		return;
-	/* Every connection is gone before the stop timeout: no need to wait for it. */
-	if (srv->handles_open == 1 && uv_is_active((uv_handle_t *)&srv->stop_timer) &&
-	    !uv_is_closing((uv_handle_t *)&srv->stop_timer)) {
+	/* The last connection is gone before the deadline: stop now, not when the timer fires
+	 * ("after at most timeout_ms"). The timer is active only between stop and its expiry. */
+	if (uv_is_active((uv_handle_t *)&srv->stop_timer)) {
 		uv_timer_stop(&srv->stop_timer);
 		uv_close((uv_handle_t *)&srv->stop_timer, on_server_handle_closed);
 		return;

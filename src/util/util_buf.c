@@ -15,6 +15,9 @@ void evd_buf_reserve(struct evd_buf *b, size_t extra)
 		cap *= 2;
 	b->data = evd_xrealloc(b->data, cap);
 	b->cap = cap;
+	/* A first allocation must be terminated too: "always NUL-terminated" (the HTTP server
+	 * reserves a request body from Content-Length, and a 0-byte body is handed on as is). */
+	b->data[b->len] = '\0';
 }
 
 void evd_buf_append(struct evd_buf *b, const void *data, size_t len)

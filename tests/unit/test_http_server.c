@@ -509,6 +509,27 @@ static void test_forced_stop(void)
 	CHECK(held == NULL);
 }
 
+/* Stopping a server without connections finishes at once, not when the stop timeout (500 ms
+ * here) expires: "after at most timeout_ms". */
+static void test_quick_stop(void)
+{
+	struct test_server ts;
+	struct client c;
+	struct response r;
+	server_start(&ts, NULL);
+	CHECK_INT(client_open(&c, ts.addr), 0);
+	client_send(&c, "GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n");
+	CHECK_INT(client_response(&c, &r), 0);
+	CHECK(client_sees_close(&c));
+	client_close(&c);
+	uint64_t t0 = uv_hrtime();
+	server_stop(&ts);
+	uint64_t ms = (uv_hrtime() - t0) / 1000000;
+	if (ms >= 300)
+		fprintf(stderr, "idle stop took %llu ms\n", (unsigned long long)ms);
+	CHECK(ms < 300);
+}
+
 /* An IPv6 listener and an IPv6 fetch URL; skipped where the host has no ::1. */
 static void test_ipv6(void)
 {
@@ -733,6 +754,7 @@ int main(void)
 	test_garbage(ts.addr);
 	test_graceful_stop(&ts);
 	test_forced_stop();
+	test_quick_stop();
 	test_ipv6();
 	UNIT_MAIN_END();
 }

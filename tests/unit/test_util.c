@@ -26,6 +26,13 @@ static void test_buf(void)
 	CHECK(b.data == NULL && b.len == 0);
 	free(s);
 	evd_buf_free(&b);
+
+	/* Reserving in an empty buffer already yields an empty string (found by fuzz_http_request:
+	 * a request with Content-Length: 0 had an unterminated body). */
+	struct evd_buf r = EVD_BUF_INIT;
+	evd_buf_reserve(&r, 0);
+	CHECK(r.data != NULL && r.data[0] == '\0');
+	evd_buf_free(&r);
 }
 
 static void test_diag(void)
