@@ -93,7 +93,7 @@ static void print_subscriptions(const cJSON *root)
 	const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
 	const cJSON *sum = cJSON_GetObjectItemCaseSensitive(root, "summary");
 	const cJSON *s, *f, *e;
-	size_t wname = strlen("NAMESPACE/NAME"), wsink = strlen("SINK");
+	size_t wname = strlen("NAMESPACE/NAME");
 	char key[600];
 
 	printf("\nSUBSCRIPTIONS  %s: %.0f active, %.0f ready, %.0f of %.0f files failed\n",
@@ -106,19 +106,18 @@ static void print_subscriptions(const cJSON *root)
 	{
 		snprintf(key, sizeof(key), "%s/%s", str_or(s, "namespace", "?"), str_or(s, "name", "?"));
 		wname = max_sz(wname, strlen(key));
-		wsink = max_sz(wsink, strlen(str_or(s, "sink", "")));
 	}
 	if (cJSON_GetArraySize(subs) > 0)
-		printf("  %-*s  %-5s  %5s  %-*s\n", (int)wname, "NAMESPACE/NAME", "READY", "TYPES",
-		       (int)wsink, "SINK");
+		printf("  %-*s  %-5s  %5s  %s\n", (int)wname, "NAMESPACE/NAME", "READY", "TYPES",
+		       "SINK");
 	cJSON_ArrayForEach(s, subs)
 	{
 		const cJSON *ready = cJSON_GetObjectItemCaseSensitive(s, "ready");
 		const cJSON *types = cJSON_GetObjectItemCaseSensitive(s, "types");
 		const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(s, "warnings");
 		snprintf(key, sizeof(key), "%s/%s", str_or(s, "namespace", "?"), str_or(s, "name", "?"));
-		printf("  %-*s  %-5s  %5d  %-*s\n", (int)wname, key, cJSON_IsTrue(ready) ? "yes" : "no",
-		       cJSON_GetArraySize(types), (int)wsink, str_or(s, "sink", ""));
+		printf("  %-*s  %-5s  %5d  %s\n", (int)wname, key, cJSON_IsTrue(ready) ? "yes" : "no",
+		       cJSON_GetArraySize(types), str_or(s, "sink", ""));
 		const char *err = str_or(s, "lastError", NULL);
 		if (err)
 			printf("      error: %s\n", err);

@@ -98,17 +98,13 @@ void reg_update_metrics(struct evd_registry *reg, const struct evd_subscription 
 	}
 }
 
-static void remove_metrics(struct evd_registry *reg, const struct evd_subscription *s)
+/* A consumer that goes away takes its series along (Kyma deletes them too). */
+static void remove_metric(struct evd_registry *reg, const struct evd_subscription *s, size_t t)
 {
 	if (!reg->m_status)
 		return;
-	for (size_t t = 0; t < s->ntypes; t++) {
-		if (s->types[t].same_consumer_as >= 0)
-			continue;
-		const char *labels[] = { s->name, s->ns, s->types[t].consumer, "NATS_Jetstream",
-					 reg->stream };
-		evd_metric_remove(reg->m_status, labels);
-	}
+	const char *labels[] = { s->name, s->ns, s->types[t].consumer, "NATS_Jetstream", reg->stream };
+	evd_metric_remove(reg->m_status, labels);
 }
 
 void evd_registry_counts(const struct evd_registry *reg, size_t *active, size_t *ready)
@@ -230,6 +226,7 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 			removed++;
 		}
 		delete_push(reg, a->sub->types[a->type].consumer, a->sub, a->type);
+		remove_metric(reg, a->sub, a->type);
 	}
 	if (removed) {
 		size_t j = 0;
@@ -241,9 +238,6 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 		}
 		reg->nconsumers = j;
 	}
-	for (size_t i = 0; i < diff->nsubs; i++)
-		if (diff->subs[i].op == EVD_REGISTRY_SUB_REMOVE)
-			remove_metrics(reg, diff->subs[i].old_sub);
 
 	/* New consumers: pending until the worker has created or re-bound them. */
 	if (diff->ncreate) {

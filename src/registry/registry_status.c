@@ -290,6 +290,7 @@ void evd_registry_status_json(struct evd_registry *reg, struct evd_buf *out)
 	cJSON_AddBoolToObject(sum, "reconciling", reg->reconcile_started != 0);
 	cJSON_AddNumberToObject(sum, "lastReconcileMs", (double)reg->last_reconcile_ms);
 	cJSON_AddNumberToObject(sum, "orphansPruned", (double)reg->pruned_total);
+	cJSON_AddNumberToObject(sum, "scans", (double)reg->scans);
 	print_into(root, out);
 }
 
