@@ -25,6 +25,7 @@
 #define DEBOUNCE_MS 300
 #define DEBOUNCE_MAX_MS 1500
 #define RESCAN_EVERY_MS 30000
+#define MISSING_POLL_MS 2000 /* a missing directory has no watch: look for it this often */
 
 struct reg_scan_job {
 	uv_work_t req;
@@ -152,6 +153,11 @@ static void on_scan_done(uv_work_t *req, int status)
 			evd_registry_scan_free(empty);
 		}
 		scan_job_free(job);
+		if (!reg->scan_again) {
+			/* Picked up within seconds when it appears: cheaper than watching the parent. */
+			reg_watch_schedule(reg, MISSING_POLL_MS);
+			return;
+		}
 		goto again;
 	}
 	if (reg->dir_err) {
@@ -218,10 +224,13 @@ void reg_watch_schedule(struct evd_registry *reg, uint64_t delay_ms)
 
 	if (reg->closing)
 		return;
-	if (delay_ms && reg->debounce_first && now - reg->debounce_first >= DEBOUNCE_MAX_MS - delay_ms)
-		return; /* a burst that goes on: the timer already running fires soon enough */
-	if (!reg->debounce_first)
-		reg->debounce_first = now;
+	if (delay_ms == DEBOUNCE_MS) {
+		/* A burst that goes on: the timer already running fires soon enough. */
+		if (reg->debounce_first && now - reg->debounce_first >= DEBOUNCE_MAX_MS - DEBOUNCE_MS)
+			return;
+		if (!reg->debounce_first)
+			reg->debounce_first = now;
+	}
 	uv_timer_start(&reg->debounce_timer, on_debounce, delay_ms, 0);
 }
 
