@@ -293,6 +293,34 @@ def test_restart_rebinds_and_prunes_orphans_only(tmp):
     assert evd.stop() == 0
 
 
+def test_nats_outage_and_lost_store(tmp):
+    nats, evd = start_external(tmp)
+    write(os.path.join(evd.subs_dir, "a.yaml"), manifest("survivor"))
+    evd.start()
+    evd.wait_ready()
+    name = consumer_name("default", "survivor", SUBJECT)
+    wait_for(lambda: sub(evd, "default", "survivor")["ready"], 5)
+    port = nats.port
+    nats.stop(signal.SIGKILL)
+    s = wait_for(lambda: not sub(evd, "default", "survivor")["ready"] and sub(evd, "default", "survivor"),
+                 10, what="not ready while NATS is down")
+    assert s["conditions"][1]["reason"] == "NATS Subscription not active", s
+    assert "JetStream is not ready" in s["lastError"], s
+    # A new server on the same port with an empty store: the consumer is re-created.
+    fresh = track(NatsServer(tmp, port=port))
+    fresh.store = os.path.join(tmp, "fresh-store")
+    fresh.start()
+    nc = client(fresh)
+    wait_for(lambda: name in nc.consumers(), 20, what="consumer re-created after reconnect")
+    wait_for(lambda: sub(evd, "default", "survivor")["ready"], 5)
+    # Deleted behind eventingd's back: noticed by the periodic listing and re-created.
+    r = nc.request(f"$JS.API.CONSUMER.DELETE.{STREAM}.{name}")
+    assert r.get("success"), r
+    wait_for(lambda: name in nc.consumers(), 15, what="consumer re-created after deletion")
+    assert "disappeared from stream" in evd.stderr()
+    assert evd.stop() == 0
+
+
 def threads(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
