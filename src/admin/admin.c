@@ -93,12 +93,7 @@ static void respond_subscriptions(struct evd_daemon *d, struct evd_http_request 
 	ns[nslen] = '\0';
 	snprintf(name, sizeof(name), "%s", slash + 1);
 	if (evd_registry_subscription_json(reg, ns, name, &out) < 0) {
-		evd_buf_printf(&out, "{\"error\":\"no subscription %s/%s\"}\n", ns, name);
-		/* ns and name are path segments: only JSON-safe ones are echoed. */
-		if (strpbrk(ns, "\"\\") || strpbrk(name, "\"\\")) {
-			evd_buf_reset(&out);
-			evd_buf_append_str(&out, "{\"error\":\"no such subscription\"}\n");
-		}
+		evd_registry_not_found_json(ns, name, &out);
 		evd_http_respond(req, 404, "application/json", NULL, out.data, out.len);
 		evd_buf_free(&out);
 		return;

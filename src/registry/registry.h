@@ -83,6 +83,8 @@ void evd_registry_status_json(struct evd_registry *reg, struct evd_buf *out);
 /* GET /v1/subscriptions/{ns}/{name}: 0, or -ENOENT (nothing appended) when unknown. */
 int evd_registry_subscription_json(struct evd_registry *reg, const char *ns, const char *name,
 				   struct evd_buf *out);
+/* The 404 body for an unknown one: {"error":"no subscription <ns>/<name>"} (JSON-escaped). */
+void evd_registry_not_found_json(const char *ns, const char *name, struct evd_buf *out);
 /*
  * Kyma's GET /{app}/v1/events/subscribed body (reference §1.7): {"eventsInfo":[{"name","version"}]}
  * from every active subscription: standard types whose spec.source is app, exact types starting

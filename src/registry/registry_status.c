@@ -304,6 +304,16 @@ int evd_registry_subscription_json(struct evd_registry *reg, const char *ns, con
 	return 0;
 }
 
+void evd_registry_not_found_json(const char *ns, const char *name, struct evd_buf *out)
+{
+	cJSON *o = cJSON_CreateObject();
+	struct evd_buf msg = EVD_BUF_INIT;
+	evd_buf_printf(&msg, "no subscription %s/%s", ns, name);
+	cJSON_AddStringToObject(o, "error", msg.data);
+	evd_buf_free(&msg);
+	print_into(o, out);
+}
+
 /* Kyma's subscribed processor: one {name, version} per event type, deduplicated. */
 static void add_event(cJSON *arr, const char *type)
 {

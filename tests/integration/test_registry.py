@@ -223,6 +223,9 @@ def test_add_edit_break_fix_delete(tmp):
     wait_for(lambda: sub(evd, "team", "orders") is None, 3)
     status, hdrs, body = http_request("GET", evd.admin + "/v1/subscriptions/team/orders")
     assert status == 404 and hdrs["content-type"].startswith("application/json"), (status, body)
+    assert json.loads(body) == {"error": "no subscription team/orders"}, body
+    status, _, body = http_request("GET", evd.admin + "/v1/subscriptions/team")
+    assert status == 404 and "namespace" in json.loads(body)["error"], (status, body)
     assert "deleted consumer " + c2 in evd.stderr()
     assert consumer_name("default", "other", "kyma.shop.thing.happened.v1") in nc.consumers()
     status, _, body = http_request("GET", evd.admin + "/metrics")
