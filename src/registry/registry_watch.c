@@ -292,6 +292,8 @@ void reg_watch_switch(struct evd_registry *reg, const char *dir)
 	}
 	reg->dir_warned = false;
 	reg->dir_err = 0;
+	free(reg->dir_error);
+	reg->dir_error = NULL;
 	if (reg->scan)
 		reg->scan_again = true; /* its result is for the old directory: discarded */
 	else
