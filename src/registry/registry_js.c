@@ -98,7 +98,8 @@ static void incompatibilities(const jsConsumerConfig *cc, const struct reg_op *o
 		evd_buf_append_str(why, "; its ack policy is not explicit");
 }
 
-static void ensure_one(struct reg_job *job, struct reg_op *op, jsConsumerInfoList *list)
+/* listed: list holds every consumer of the stream (NULL: there are none); else ask for this one. */
+static void ensure_one(struct reg_job *job, struct reg_op *op, bool listed, jsConsumerInfoList *list)
 {
 	jsConsumerInfo *own = NULL, *ci = NULL;
 	jsConsumerConfig cc;
@@ -106,7 +107,7 @@ static void ensure_one(struct reg_job *job, struct reg_op *op, jsConsumerInfoLis
 	natsStatus s;
 	char deliver[sizeof(EVD_REGISTRY_DELIVER_PREFIX) + EVD_SUB_CONSUMER_NAME_LEN];
 
-	if (list) {
+	if (listed) {
 		ci = list_find(list, op->name);
 	} else {
 		s = js_GetConsumerInfo(&own, job->js, job->stream, op->name, NULL, &jerr);
@@ -295,7 +296,7 @@ void reg_job_worker(struct evd_bridge_item *item)
 			continue;
 		}
 		if (op->kind == OP_ENSURE)
-			ensure_one(job, op, job->list_ok ? list : NULL);
+			ensure_one(job, op, job->list_ok, list);
 		else
 			delete_one(job, op);
 	}
