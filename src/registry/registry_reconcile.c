@@ -345,8 +345,8 @@ void reg_reconcile_kick(struct evd_registry *reg)
 		if (reg->reconcile_started) {
 			reg->last_reconcile_ms = now - reg->reconcile_started;
 			reg->reconcile_started = 0;
-			evd_log_info("registry", "reconciled %zu consumer%s in %" PRIu64 " ms", reg->nconsumers,
-				     reg->nconsumers == 1 ? "" : "s", reg->last_reconcile_ms);
+			evd_log_info("registry", "in step with JetStream after %" PRIu64 " ms (%zu consumer%s)",
+				     reg->last_reconcile_ms, reg->nconsumers, reg->nconsumers == 1 ? "" : "s");
 		}
 		job_free(job);
 		return;
