@@ -292,6 +292,7 @@ static void on_refresh_timer(uv_timer_t *t)
 void reg_reconcile_kick(struct evd_registry *reg)
 {
 	uint64_t now, next_retry = UINT64_MAX;
+	bool waiting = false;
 	struct reg_job *job;
 
 	if (reg->closing || reg->job || !reg->nats || !reg->backend_ready || !reg->loaded)
@@ -306,6 +307,8 @@ void reg_reconcile_kick(struct evd_registry *reg)
 			continue;
 		if (c->retry_at > now) {
 			next_retry = c->retry_at < next_retry ? c->retry_at : next_retry;
+			/* A conflict is a steady state, not work in progress. */
+			waiting |= c->state != REG_C_CONFLICT;
 			continue;
 		}
 		const struct evd_subscription *s = c->sub;
@@ -325,6 +328,7 @@ void reg_reconcile_kick(struct evd_registry *reg)
 			continue;
 		if (d->retry_at > now) {
 			next_retry = d->retry_at < next_retry ? d->retry_at : next_retry;
+			waiting = true;
 			continue;
 		}
 		add_op(job, OP_DELETE, d->name);
@@ -342,7 +346,7 @@ void reg_reconcile_kick(struct evd_registry *reg)
 	if (next_retry != UINT64_MAX)
 		uv_timer_start(&reg->retry_timer, on_retry_timer, next_retry - now, 0);
 	if (!job->nops && !job->list) {
-		if (reg->reconcile_started) {
+		if (reg->reconcile_started && !waiting) {
 			reg->last_reconcile_ms = now - reg->reconcile_started;
 			reg->reconcile_started = 0;
 			evd_log_info("registry", "in step with JetStream after %" PRIu64 " ms (%zu consumer%s)",
