@@ -8,6 +8,7 @@
 #include "daemon/daemon.h"
 #include "daemon/daemon_embedded.h"
 #include "nats/nats_conn.h"
+#include "registry/registry.h"
 #include "util/util_buf.h"
 
 static bool path_is(const struct evd_http_request *req, const char *path)
@@ -62,6 +63,45 @@ static void respond_backend(struct evd_daemon *d, struct evd_http_request *req)
 	evd_buf_free(&out);
 }
 
+/* /v1/subscriptions and /v1/subscriptions/{ns}/{name}; the JSON comes from the registry. */
+static void respond_subscriptions(struct evd_daemon *d, struct evd_http_request *req,
+				  const char *rest)
+{
+	struct evd_registry *reg = evd_daemon_registry(d);
+	struct evd_buf out = EVD_BUF_INIT;
+	char ns[256], name[256];
+
+	if (!reg) {
+		evd_http_respond_text(req, 503, "Retry-After: 1\r\n", "subscription registry not started");
+		return;
+	}
+	if (!*rest) {
+		evd_registry_status_json(reg, &out);
+		evd_http_respond(req, 200, "application/json", NULL, out.data, out.len);
+		evd_buf_free(&out);
+		return;
+	}
+	const char *slash = strchr(rest, '/');
+	size_t nslen = slash ? (size_t)(slash - rest) : 0;
+	if (!slash || !nslen || nslen >= sizeof(ns) || !slash[1] || strchr(slash + 1, '/') ||
+	    strlen(slash + 1) >= sizeof(name)) {
+		static const char usage[] = "{\"error\":\"use /v1/subscriptions/{namespace}/{name}\"}\n";
+		evd_http_respond(req, 404, "application/json", NULL, usage, sizeof(usage) - 1);
+		return;
+	}
+	memcpy(ns, rest, nslen);
+	ns[nslen] = '\0';
+	snprintf(name, sizeof(name), "%s", slash + 1);
+	if (evd_registry_subscription_json(reg, ns, name, &out) < 0) {
+		evd_registry_not_found_json(ns, name, &out);
+		evd_http_respond(req, 404, "application/json", NULL, out.data, out.len);
+		evd_buf_free(&out);
+		return;
+	}
+	evd_http_respond(req, 200, "application/json", NULL, out.data, out.len);
+	evd_buf_free(&out);
+}
+
 void evd_admin_handle(struct evd_daemon *d, struct evd_http_request *req)
 {
 	if (evd_admin_handle_health(d, req))
@@ -83,9 +123,15 @@ void evd_admin_handle(struct evd_daemon *d, struct evd_http_request *req)
 		respond_backend(d, req);
 		return;
 	}
+	if (path_is(req, "/v1/subscriptions") || strncmp(req->path, "/v1/subscriptions/", 18) == 0) {
+		if (!method_is_get(req))
+			goto method;
+		respond_subscriptions(d, req, req->path[17] ? req->path + 18 : "");
+		return;
+	}
 	evd_http_respond_text(req, 404, NULL,
 			      "no such route: the admin listener serves /healthz, /readyz, "
-			      "/metrics and /v1/backend");
+			      "/metrics, /v1/backend and /v1/subscriptions");
 	return;
 method:
 	evd_http_respond_text(req, 405, "Allow: GET, HEAD\r\n", "method not allowed: use GET");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The admin listener's routes (DESIGN.md §7): /healthz, /readyz, /metrics, /v1/backend, and
- * later /v1/subscriptions and /v1/deadletters. Loop thread only.
+ * The admin listener's routes (DESIGN.md §7): /healthz, /readyz, /metrics, /v1/backend,
+ * /v1/subscriptions[/{ns}/{name}] (JSON from the registry), and later /v1/deadletters. Loop thread only.
  */
 #ifndef EVD_ADMIN_H
 #define EVD_ADMIN_H

@@ -239,6 +239,26 @@ void evd_metric_observe(struct evd_metric *f, const char *const *label_values, d
 	s->bucket_counts[f->nbuckets]++;
 }
 
+void evd_metric_remove(struct evd_metric *f, const char *const *label_values)
+{
+	struct series *s = lookup(f, label_values, false), **pp, *prev = NULL;
+	if (!s)
+		return;
+	for (pp = &f->slots[s->hash & (f->nslots - 1)]; *pp != s; pp = &(*pp)->hnext)
+		;
+	*pp = s->hnext;
+	for (struct series *it = f->first; it != s; it = it->next)
+		prev = it;
+	if (prev)
+		prev->next = s->next;
+	else
+		f->first = s->next;
+	if (f->last == s)
+		f->last = prev;
+	f->nseries--;
+	series_free(s, f->nlabels);
+}
+
 double evd_metric_get(struct evd_metric *f, const char *const *label_values)
 {
 	struct series *s = lookup(f, label_values, false);

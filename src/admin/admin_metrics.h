@@ -46,6 +46,11 @@ void evd_metrics_add_gauge_fn(struct evd_metrics *m, const char *name, const cha
 void evd_metric_add(struct evd_metric *f, const char *const *label_values, double v);
 void evd_metric_set(struct evd_metric *f, const char *const *label_values, double v);
 void evd_metric_observe(struct evd_metric *f, const char *const *label_values, double v);
+/*
+ * Forgets one series (a subscription that was deleted); nothing if it does not exist. A family
+ * whose every series was removed renders only its HELP and TYPE lines.
+ */
+void evd_metric_remove(struct evd_metric *f, const char *const *label_values);
 /* Current value of one series (counters and gauges; 0 if absent): for status and tests. */
 double evd_metric_get(struct evd_metric *f, const char *const *label_values);
 

@@ -70,6 +70,90 @@ static void print_backend(const cJSON *root)
 		printf("  last error  %s\n", err);
 }
 
+static size_t max_sz(size_t a, size_t b)
+{
+	return a > b ? a : b;
+}
+
+/* The subscriptions table: one line each, then its error; failed files after. */
+static void print_subscriptions(const cJSON *root)
+{
+	const cJSON *subs = cJSON_GetObjectItemCaseSensitive(root, "subscriptions");
+	const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
+	const cJSON *sum = cJSON_GetObjectItemCaseSensitive(root, "summary");
+	const cJSON *s, *f, *e;
+	size_t wname = strlen("NAMESPACE/NAME");
+	char key[600];
+
+	printf("\nSUBSCRIPTIONS  %s: %.0f active, %.0f ready, %.0f of %.0f files failed\n",
+	       str_or(root, "directory", "?"), num_or(sum, "subscriptions", 0),
+	       num_or(sum, "ready", 0), num_or(sum, "filesFailed", 0), num_or(sum, "files", 0));
+	const char *derr = str_or(root, "directoryError", NULL);
+	if (derr)
+		printf("  directory: %s\n", derr);
+	cJSON_ArrayForEach(s, subs)
+	{
+		snprintf(key, sizeof(key), "%s/%s", str_or(s, "namespace", "?"), str_or(s, "name", "?"));
+		wname = max_sz(wname, strlen(key));
+	}
+	if (cJSON_GetArraySize(subs) > 0)
+		printf("  %-*s  %-5s  %5s  %s\n", (int)wname, "NAMESPACE/NAME", "READY", "TYPES",
+		       "SINK");
+	cJSON_ArrayForEach(s, subs)
+	{
+		const cJSON *ready = cJSON_GetObjectItemCaseSensitive(s, "ready");
+		const cJSON *types = cJSON_GetObjectItemCaseSensitive(s, "types");
+		const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(s, "warnings");
+		snprintf(key, sizeof(key), "%s/%s", str_or(s, "namespace", "?"), str_or(s, "name", "?"));
+		printf("  %-*s  %-5s  %5d  %s\n", (int)wname, key, cJSON_IsTrue(ready) ? "yes" : "no",
+		       cJSON_GetArraySize(types), str_or(s, "sink", ""));
+		const char *err = str_or(s, "lastError", NULL);
+		if (err)
+			printf("      error: %s\n", err);
+		cJSON_ArrayForEach(e, warnings)
+		{
+			if (cJSON_IsString(e))
+				printf("      warning: %s\n", e->valuestring);
+		}
+	}
+	cJSON_ArrayForEach(f, files)
+	{
+		const cJSON *errors = cJSON_GetObjectItemCaseSensitive(f, "errors");
+		if (cJSON_GetArraySize(errors) == 0)
+			continue;
+		printf("  file %s: %s\n", str_or(f, "file", "?"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "failed"))
+			       ? (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "previousVersionActive"))
+					  ? "not applied, its previous version stays active"
+					  : "not applied")
+			       : "applied in part");
+		cJSON_ArrayForEach(e, errors)
+		{
+			if (cJSON_IsString(e))
+				printf("      %s\n", e->valuestring);
+		}
+	}
+}
+
+/* GET base+path; 0 with the body in res, or an exit status after a message. */
+static int fetch(const char *base, const char *path, struct evd_http_fetch_result *res)
+{
+	char url[700], err[256];
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	if (evd_http_fetch("GET", url, NULL, NULL, 0, 5000, res, err, sizeof(err)) < 0) {
+		fprintf(stderr, "eventingd status: %s: %s (is eventingd running? try --admin URL)\n",
+			url, err);
+		return EX_UNAVAILABLE;
+	}
+	if (res->status != 200) {
+		fprintf(stderr, "eventingd status: %s answered %d: %s\n", url, res->status,
+			res->body.data ? res->body.data : "");
+		return EX_UNAVAILABLE;
+	}
+	return 0;
+}
+
 int evd_cli_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -101,34 +185,39 @@ int evd_cli_status(int argc, char **argv)
 		}
 	}
 
-	char base[512], url[600], err[256];
+	char base[512];
 	admin_url(admin, &opts, base, sizeof(base));
-	snprintf(url, sizeof(url), "%s/v1/backend", base);
 
-	struct evd_http_fetch_result res = { 0 };
-	if (evd_http_fetch("GET", url, NULL, NULL, 0, 5000, &res, err, sizeof(err)) < 0) {
-		fprintf(stderr, "eventingd status: %s: %s (is eventingd running? try --admin URL)\n",
-			url, err);
-		evd_http_fetch_result_free(&res);
-		return EX_UNAVAILABLE;
-	}
-	int rc = 0;
-	if (res.status != 200) {
-		fprintf(stderr, "eventingd status: %s answered %d: %s\n", url, res.status,
-			res.body.data ? res.body.data : "");
-		rc = EX_UNAVAILABLE;
-	} else if (json) {
-		fputs(res.body.data, stdout);
-	} else {
-		cJSON *root = cJSON_ParseWithLength(res.body.data, res.body.len);
-		if (!root) {
-			fprintf(stderr, "eventingd status: %s: response is not JSON\n", url);
+	struct evd_http_fetch_result be = { 0 }, subs = { 0 };
+	cJSON *broot = NULL, *sroot = NULL;
+	int rc = fetch(base, "/v1/backend", &be);
+	if (rc == 0)
+		rc = fetch(base, "/v1/subscriptions", &subs);
+	if (rc == 0) {
+		broot = cJSON_ParseWithLength(be.body.data, be.body.len);
+		sroot = cJSON_ParseWithLength(subs.body.data, subs.body.len);
+		if (!broot || !sroot) {
+			fprintf(stderr, "eventingd status: %s: a response is not JSON\n", base);
 			rc = EX_PROTOCOL;
-		} else {
-			print_backend(root);
-			cJSON_Delete(root);
 		}
 	}
-	evd_http_fetch_result_free(&res);
+	if (rc == 0 && json) {
+		/* Both documents as they came, in one object. */
+		cJSON *both = cJSON_CreateObject();
+		cJSON_AddItemToObject(both, "backend", broot);
+		cJSON_AddItemToObject(both, "subscriptions", sroot);
+		broot = sroot = NULL;
+		char *text = cJSON_Print(both);
+		puts(text);
+		cJSON_free(text);
+		cJSON_Delete(both);
+	} else if (rc == 0) {
+		print_backend(broot);
+		print_subscriptions(sroot);
+	}
+	cJSON_Delete(broot);
+	cJSON_Delete(sroot);
+	evd_http_fetch_result_free(&be);
+	evd_http_fetch_result_free(&subs);
 	return rc;
 }

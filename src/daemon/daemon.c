@@ -17,6 +17,7 @@
 #include "nats/nats_bridge.h"
 #include "nats/nats_conn.h"
 #include "publish/publish.h"
+#include "registry/registry.h"
 #include "util/util_log.h"
 #include "util/util_mem.h"
 
@@ -41,6 +42,7 @@ struct evd_daemon {
 	struct evd_embedded *embedded;
 	struct evd_nats *nats;
 	struct evd_publish *publish;
+	struct evd_registry *registry;
 	struct evd_http_server *publish_srv;
 	struct evd_http_server *admin_srv;
 	struct evd_metrics *metrics;
@@ -79,6 +81,11 @@ struct evd_bridge *evd_daemon_bridge(struct evd_daemon *d)
 struct evd_metrics *evd_daemon_metrics(struct evd_daemon *d)
 {
 	return d->metrics;
+}
+
+struct evd_registry *evd_daemon_registry(struct evd_daemon *d)
+{
+	return d->registry;
 }
 
 static double metric_ready(void *data)
@@ -200,6 +207,9 @@ static void on_nats_closed(void *data)
 
 static void stop_backend(struct evd_daemon *d)
 {
+	/* Its work on the bridge's worker finishes before the close work queued behind it. */
+	evd_registry_free(d->registry);
+	d->registry = NULL;
 	if (d->nats) {
 		evd_nats_close(d->nats, on_nats_closed, d);
 		return;
@@ -260,6 +270,8 @@ static void daemon_reload(struct evd_daemon *d)
 	if (evd_daemon_load_config(&d->opts, &next, true) != 0) {
 		evd_log_error("daemon", "reload failed: the configuration above has errors; "
 					"keeping the running configuration");
+		if (d->registry)
+			evd_registry_rescan(d->registry);
 		evd_notify("READY=1");
 		return;
 	}
@@ -276,6 +288,10 @@ static void daemon_reload(struct evd_daemon *d)
 	if (d->publish_srv)
 		evd_http_server_set_max_body_size(d->publish_srv,
 						  (size_t)next->publish.max_request_size);
+	if (d->registry) {
+		evd_registry_set_config(d->registry, next);
+		evd_registry_rescan(d->registry);
+	}
 
 	struct retired_config *r = evd_xcalloc(1, sizeof(*r));
 	r->cfg = d->cfg;
@@ -325,6 +341,8 @@ static void on_nats_state(struct evd_nats *n, enum evd_nats_state state, void *d
 	}
 	if (d->publish)
 		evd_publish_backend_state(d->publish, state == EVD_NATS_READY);
+	if (d->registry)
+		evd_registry_backend_state(d->registry, state == EVD_NATS_READY);
 }
 
 static void on_embedded_up(void *data)
@@ -360,7 +378,13 @@ static int start_backend(struct evd_daemon *d)
 	rc = evd_nats_new(&d->loop, d->bridge, d->cfg, url, on_nats_state, d, &d->nats);
 	if (rc < 0)
 		return rc;
+	rc = evd_registry_new(&d->loop, d->bridge, d->nats, d->cfg, d->metrics, &d->registry);
+	if (rc < 0)
+		return rc;
 	rc = evd_publish_new(d, &d->publish);
+	if (rc < 0)
+		return rc;
+	rc = evd_registry_start(d->registry);
 	if (rc < 0)
 		return rc;
 	evd_notifyf("STATUS=connecting to NATS at %s", url);

@@ -22,6 +22,7 @@
 struct evd_daemon;
 struct evd_nats;
 struct evd_bridge;
+struct evd_registry;
 
 struct evd_daemon_opts {
 	const char *config_path; /* NULL: the default path */
@@ -45,6 +46,8 @@ uv_loop_t *evd_daemon_loop(struct evd_daemon *d);
 struct evd_bridge *evd_daemon_bridge(struct evd_daemon *d);
 /* The process-wide metrics registry served on GET /metrics. */
 struct evd_metrics *evd_daemon_metrics(struct evd_daemon *d);
+/* The subscription registry (registry/registry.h), or NULL before the backend started. */
+struct evd_registry *evd_daemon_registry(struct evd_daemon *d);
 
 /*
  * Resolves which configuration `run` and `check` use: an explicit path must exist; without -c,

@@ -67,6 +67,32 @@ int main(void)
 		ok &= evd_metric_get(big, v) == i;
 	}
 	CHECK(ok);
+
+	/* Removed series disappear from lookups and from the output; the rest stay findable. */
+	for (int i = 0; i < 3000; i += 2) {
+		snprintf(name, sizeof(name), "s%d", i);
+		const char *v[] = { name };
+		evd_metric_remove(big, v);
+	}
+	const char *gone[] = { "nope" };
+	evd_metric_remove(big, gone);
+	ok = 1;
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		const char *v[] = { name };
+		ok &= evd_metric_get(big, v) == (i % 2 ? i : 0);
+	}
+	CHECK(ok);
+	const char *last[] = { "s2999" }, *first[] = { "s1" };
+	evd_metric_remove(big, last);
+	evd_metric_remove(big, first);
+	evd_metric_set(big, last, 7);
+	evd_buf_reset(&out);
+	evd_metrics_render(m, &out);
+	CHECK(strstr(out.data, "t_big{code=\"s0\"}") == NULL);
+	CHECK(strstr(out.data, "t_big{code=\"s1\"}") == NULL);
+	CHECK(strstr(out.data, "t_big{code=\"s3\"} 3\n") != NULL);
+	CHECK(strstr(out.data, "t_big{code=\"s2999\"} 7\n") != NULL);
 	evd_buf_free(&out);
 	evd_metrics_free(m);
 	UNIT_MAIN_END();

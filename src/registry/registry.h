@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The running subscription registry (man 5 eventingd-subscription, DESIGN.md §5): the daemon's
+ * view of subscriptions.dir, kept live, and the JetStream consumers reconciled from it.
+ *
+ *   watch (registry_watch.c)   uv_fs_event on the directory, SIGHUP (evd_registry_rescan) and a
+ *                              periodic rescan; debounced; the directory is read and parsed on
+ *                              libuv's thread pool (short file reads) and the result applied on
+ *                              the loop: evd_registry_set_next() then evd_registry_diff().
+ *   reconcile                  only the diff goes to JetStream, on the nats bridge's worker
+ *   (registry_reconcile.c)     thread, in batches: create-or-verify (re-bind) consumers, update
+ *                              MaxAckPending/AckWait/MaxDeliver in place, delete removed ones,
+ *                              prune orphans; failures retried with backoff; everything
+ *                              re-verified after each NATS reconnect.
+ *   status (registry_status.c) Kyma-shaped JSON for the admin API and /v1/events/subscribed.
+ *
+ * Consumers (all settings in one place, registry_reconcile.c): durable = Kyma's name, description
+ * "<ns>/<name>/<subject>", filter = subject, deliver policy new, explicit ack, AckWait =
+ * dispatch.ack_wait, MaxAckPending = maxInFlightMessages, MaxDeliver = dispatch.max_deliver +
+ * EVD_REGISTRY_MAX_DELIVER_MARGIN (a server-side backstop: the dispatcher counts attempts itself),
+ * deliver subject EVD_REGISTRY_DELIVER_PREFIX + name (outside the stream's subjects), deliver group
+ * EVD_REGISTRY_DELIVER_GROUP, no heartbeat, no flow control, replay instant.
+ *
+ * Ownership: the daemon owns the registry; it holds references on the subscriptions of its
+ * current set. Loop thread only, for every function here.
+ */
+#ifndef EVD_REGISTRY_H
+#define EVD_REGISTRY_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "registry/registry_sub.h"
+#include "util/util_buf.h"
+
+#define EVD_REGISTRY_DELIVER_PREFIX "_EVD.deliver."
+#define EVD_REGISTRY_DELIVER_GROUP "eventingd"
+#define EVD_REGISTRY_MAX_DELIVER_MARGIN 10
+
+struct evd_bridge;
+struct evd_nats;
+struct evd_metrics;
+struct evd_registry;
+
+/*
+ * Creates the registry; nothing happens until evd_registry_start(). cfg must stay allocated
+ * while it is current (the daemon keeps retired configurations until exit). nats may be NULL
+ * (no reconciliation: status only, for tests); metrics may be NULL.
+ */
+int evd_registry_new(uv_loop_t *loop, struct evd_bridge *bridge, struct evd_nats *nats,
+		     const struct evd_config *cfg, struct evd_metrics *metrics,
+		     struct evd_registry **out);
+/* Starts watching subscriptions.dir and reads it at once. */
+int evd_registry_start(struct evd_registry *reg);
+/*
+ * A reloaded configuration: a new subscriptions.dir switches the watch and rescans; a new
+ * dispatch.ack_wait or dispatch.max_deliver updates every consumer; prune_orphans applies to
+ * the next prune. Stream and prefix keys are restart keys and keep their start-up values.
+ */
+void evd_registry_set_config(struct evd_registry *reg, const struct evd_config *cfg);
+/* Reads the directory again now (SIGHUP). */
+void evd_registry_rescan(struct evd_registry *reg);
+/* The NATS backend became ready (true: verify every consumer, prune) or not (false). */
+void evd_registry_backend_state(struct evd_registry *reg, bool ready);
+/*
+ * Stops watching and reconciling and frees the registry (handles are closed asynchronously; work
+ * already on the bridge's worker finishes there and is discarded). NULL-safe. Call before the
+ * NATS connection is closed.
+ */
+void evd_registry_free(struct evd_registry *reg);
+
+/* True once the first scan has been applied. */
+bool evd_registry_loaded(const struct evd_registry *reg);
+/* How many subscriptions are active, and how many of them are ready. */
+void evd_registry_counts(const struct evd_registry *reg, size_t *active, size_t *ready);
+
+/*
+ * GET /v1/subscriptions: {"directory":..., "subscriptions":[status...], "files":[...],
+ * "summary":{...}}. Each status is Kyma's (reference §4.3) plus eventingd's fields.
+ */
+void evd_registry_status_json(struct evd_registry *reg, struct evd_buf *out);
+/* GET /v1/subscriptions/{ns}/{name}: 0, or -ENOENT (nothing appended) when unknown. */
+int evd_registry_subscription_json(struct evd_registry *reg, const char *ns, const char *name,
+				   struct evd_buf *out);
+/* The 404 body for an unknown one: {"error":"no subscription <ns>/<name>"} (JSON-escaped). */
+void evd_registry_not_found_json(const char *ns, const char *name, struct evd_buf *out);
+/*
+ * Kyma's GET /{app}/v1/events/subscribed body (reference §1.7): {"eventsInfo":[{"name","version"}]}
+ * from every active subscription: standard types whose spec.source is app, exact types starting
+ * with "<prefix>.<app>." (stripped); name and version split at the last dot; deduplicated, in
+ * first-seen order. prefix is publish.event_type_prefix.
+ */
+void evd_registry_subscribed_json(struct evd_registry *reg, const char *app, const char *prefix,
+				  struct evd_buf *out);
+
+#endif

@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Consumers against JetStream (registry.h has the settings), the loop side: what to do, when,
+ * and what the answers mean. Every nats.c call blocks, so the calls themselves (registry_js.c)
+ * run on the nats bridge's worker thread (evd_bridge_work), never on the loop.
+ *
+ * One job at a time: the loop gathers what is due (consumers marked dirty, deletions) into a
+ * batch of at most BATCH operations, copies everything the worker needs into the job (names,
+ * subjects, settings: no subscription or registry pointer is touched off the loop), and applies
+ * the results when the job comes back, looking each consumer up by name: one that was removed
+ * meanwhile is simply not found. Then it gathers the next batch. A thousand consumers are a few
+ * batches on one thread, not a thousand threads.
+ *
+ * A batch with more than a few consumers to verify first lists the stream's consumers
+ * (js_Consumers, 256 per page), so re-binding after a restart or reconnect costs a few requests
+ * instead of one per consumer. The same listing refreshes the pending counters shown in the
+ * status, notices consumers deleted behind our back (re-created), and finds orphans to prune.
+ *
+ * Ensure (create-or-verify) of one consumer:
+ *   missing                     -> js_AddConsumer (deliver policy new)
+ *   exists, our settings        -> kept ("re-bound"): nothing is lost across restarts
+ *   exists, limits differ       -> js_UpdateConsumer in place (MaxAckPending, AckWait,
+ *                                  MaxDeliver, description): JetStream allows these
+ *   exists, incompatible        -> left alone and reported (CONFLICT): a Kyma consumer has flow
+ *                                  control, heartbeats and an _INBOX deliver subject, which
+ *                                  nats.c refuses for queue subscriptions and JetStream cannot
+ *                                  change; deleting it would drop its pending events silently.
+ *
+ * Prune (subscriptions.prune_orphans), after the start-up reconcile and after each reconnect,
+ * only when every file of the directory was read without errors (a broken file's consumers
+ * cannot be told from orphans): a consumer is ours when it has our deliver group or deliver
+ * subject prefix AND its name is Kyma's hash of its description "<ns>/<name>/<subject>"; ours
+ * and wanted by no active subscription -> deleted. Anything else is never touched.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nats/nats_bridge.h"
+#include "nats/nats_conn.h"
+#include "registry/registry_job.h"
+#include "util/util_buf.h"
+#include "util/util_log.h"
+#include "util/util_mem.h"
+
+#define BATCH 256
+#define REFRESH_EVERY_MS 10000  /* pending counters in the status */
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 60000
+#define CONFLICT_RETRY_MS 60000 /* someone may delete the conflicting consumer */
+
+int64_t reg_max_deliver(const struct evd_registry *reg)
+{
+	return (int64_t)reg->max_deliver + EVD_REGISTRY_MAX_DELIVER_MARGIN;
+}
+
+static void job_free(struct reg_job *job)
+{
+	for (size_t i = 0; i < job->nops; i++) {
+		free(job->ops[i].subject);
+		free(job->ops[i].description);
+		free(job->ops[i].message);
+	}
+	free(job->ops);
+	for (size_t i = 0; i < job->nkeep; i++)
+		free(job->keep[i]);
+	free(job->keep);
+	for (size_t i = 0; i < job->npruned; i++)
+		free(job->pruned[i]);
+	free(job->pruned);
+	free(job->infos);
+	free(job->list_error);
+	free(job->stream);
+	free(job);
+}
+
+/* ---- loop thread --------------------------------------------------------------------------- */
+
+static uint64_t backoff_ms(unsigned attempts)
+{
+	uint64_t ms = RETRY_MIN_MS;
+	for (unsigned i = 1; i < attempts && ms < RETRY_MAX_MS; i++)
+		ms *= 2;
+	return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_info *)a)->name, ((const struct reg_info *)b)->name);
+}
+
+static void store_info(struct reg_consumer *c, const struct reg_info *info)
+{
+	c->have_info = true;
+	c->created_ns = info->created_ns;
+	c->num_pending = info->num_pending;
+	c->num_ack_pending = info->num_ack_pending;
+	c->num_redelivered = info->num_redelivered;
+}
+
+static void apply_listing(struct evd_registry *reg, struct reg_job *job)
+{
+	for (size_t i = 0; i < reg->nconsumers; i++) {
+		struct reg_consumer *c = reg->consumers[i];
+		struct reg_info key;
+		snprintf(key.name, sizeof(key.name), "%s", c->name);
+		const struct reg_info *info =
+			job->ninfos ? bsearch(&key, job->infos, job->ninfos, sizeof(key), info_cmp) : NULL;
+		if (info) {
+			store_info(c, info);
+		} else if (c->state == REG_C_READY && !c->busy && !c->dirty) {
+			const struct evd_subscription *s = c->sub;
+			evd_log_warn("registry", "consumer %s of %s/%s (%s) disappeared from stream %s; "
+						 "re-creating it (events published meanwhile are lost)",
+				     c->name, s->ns, s->name, s->types[c->type].subject, reg->stream);
+			c->have_info = false;
+			reg_set_state(reg, c, REG_C_PENDING, "consumer disappeared; re-creating it");
+			c->dirty = true;
+			c->retry_at = 0;
+		}
+	}
+}
+
+static void apply_ensure(struct evd_registry *reg, struct reg_op *op, uint64_t now)
+{
+	struct reg_consumer *c = reg_consumer_find(reg, op->name);
+
+	if (!c)
+		return; /* removed meanwhile: its deletion is queued */
+	c->busy = false;
+	if (op->have_info)
+		store_info(c, &op->info);
+	const struct evd_subscription *s = c->sub;
+	const char *subject = s->types[c->type].subject;
+	switch (op->result) {
+	case R_CREATED:
+	case R_REBOUND:
+	case R_UPDATED:
+		if (op->result == R_CREATED)
+			evd_log_info("registry", "created consumer %s for %s/%s (%s, maxAckPending %" PRId64 ")",
+				     c->name, s->ns, s->name, subject, op->max_ack_pending);
+		else if (op->result == R_UPDATED)
+			evd_log_info("registry", "updated consumer %s of %s/%s in place (maxAckPending %" PRId64
+						 ", ackWait %" PRId64 " ms, maxDeliver %" PRId64 ")",
+				     c->name, s->ns, s->name, op->max_ack_pending,
+				     reg->ack_wait_ms, reg_max_deliver(reg));
+		else
+			evd_log_debug("registry", "re-bound consumer %s of %s/%s (%s)", c->name, s->ns,
+				      s->name, subject);
+		if (c->state == REG_C_ERROR || c->state == REG_C_CONFLICT)
+			evd_log_info("registry", "consumer %s of %s/%s is fine again", c->name, s->ns,
+				     s->name);
+		c->attempts = 0;
+		reg_set_state(reg, c, REG_C_READY, NULL);
+		break;
+	case R_CONFLICT:
+		if (c->state != REG_C_CONFLICT || !c->error || strcmp(c->error, op->message) != 0)
+			evd_log_error("registry", "subscription %s/%s: %s", s->ns, s->name, op->message);
+		reg_set_state(reg, c, REG_C_CONFLICT, op->message);
+		c->dirty = true;
+		c->retry_at = now + CONFLICT_RETRY_MS;
+		break;
+	default: {
+		bool same = c->state == REG_C_ERROR && c->error && strcmp(c->error, op->message) == 0;
+		c->attempts++;
+		if (!same)
+			evd_log_warn("registry", "consumer %s of %s/%s: %s; retrying", c->name, s->ns,
+				     s->name, op->message);
+		reg_set_state(reg, c, REG_C_ERROR, op->message);
+		c->dirty = true;
+		c->retry_at = now + backoff_ms(c->attempts);
+		break;
+	}
+	}
+}
+
+static void apply_delete(struct evd_registry *reg, struct reg_op *op, uint64_t now)
+{
+	for (size_t i = 0; i < reg->ndeletes; i++) {
+		struct reg_delete *d = &reg->deletes[i];
+		if (strcmp(d->name, op->name) != 0 || !d->busy)
+			continue;
+		d->busy = false;
+		if (op->result == R_DELETED || op->result == R_ABSENT) {
+			evd_log_info("registry", "deleted consumer %s (%s)%s", d->name, d->what,
+				     op->result == R_ABSENT ? ": it did not exist" : "");
+			free(d->what);
+			reg->deletes[i] = reg->deletes[--reg->ndeletes];
+		} else {
+			d->attempts++;
+			if (d->attempts == 1)
+				evd_log_warn("registry", "consumer %s (%s): %s; retrying", d->name,
+					     d->what, op->message);
+			d->retry_at = now + backoff_ms(d->attempts);
+		}
+		return;
+	}
+}
+
+static void on_job_loop(struct evd_bridge_item *item)
+{
+	struct reg_job *job = (struct reg_job *)item;
+	struct evd_registry *reg = job->reg;
+
+	if (!reg) {
+		job_free(job);
+		return;
+	}
+	reg->job = NULL;
+	uint64_t now = uv_now(reg->loop);
+
+	/* The listing was taken before this job's own ensures: look at it first. */
+	if (job->list && job->list_ok)
+		apply_listing(reg, job);
+	for (size_t i = 0; i < job->nops; i++) {
+		if (job->ops[i].kind == OP_ENSURE)
+			apply_ensure(reg, &job->ops[i], now);
+		else
+			apply_delete(reg, &job->ops[i], now);
+	}
+	if (job->list) {
+		if (job->list_ok)
+			reg->refresh_due = false;
+		else
+			evd_log_warn("registry", "%s", job->list_error ? job->list_error : "listing failed");
+	}
+	if (job->prune) {
+		for (size_t i = 0; i < job->npruned; i++)
+			evd_log_info("registry", "pruned orphan consumer %s: no subscription owns it",
+				     job->pruned[i]);
+		reg->pruned_total += job->npruned;
+		if (job->list_ok && !job->prune_failed)
+			reg->prune_due = false;
+	}
+	job_free(job);
+	reg_refresh_metrics(reg);
+	reg_reconcile_kick(reg);
+}
+
+static void submit(struct evd_registry *reg, struct reg_job *job)
+{
+	job->reg = reg;
+	job->js = evd_nats_js(reg->nats);
+	job->nc = evd_nats_connection(reg->nats);
+	job->stream = evd_xstrdup(reg->stream);
+	job->ack_wait_ns = reg->ack_wait_ms * NS_PER_MS;
+	job->max_deliver = reg_max_deliver(reg);
+	job->item.on_worker = reg_job_worker;
+	job->item.on_loop = on_job_loop;
+	reg->job = job;
+	evd_bridge_work(reg->bridge, &job->item);
+}
+
+static struct reg_op *add_op(struct reg_job *job, enum op_kind kind, const char *name)
+{
+	job->ops = evd_xrealloc(job->ops, (job->nops + 1) * sizeof(*job->ops));
+	struct reg_op *op = &job->ops[job->nops++];
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	return op;
+}
+
+/* Every file was read cleanly and nothing is left to verify: orphans can be told apart. */
+static bool can_prune(const struct evd_registry *reg)
+{
+	if (!reg->loaded || reg->dir_err || reg->scan)
+		return false;
+	for (size_t i = 0; i < reg->set->nfiles; i++)
+		if (reg->set->files[i].failed)
+			return false;
+	for (size_t i = 0; i < reg->nconsumers; i++)
+		if (reg->consumers[i]->dirty && reg->consumers[i]->state != REG_C_CONFLICT)
+			return false;
+	return reg->ndeletes == 0;
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+	reg_reconcile_kick(t->data);
+}
+
+static void on_refresh_timer(uv_timer_t *t)
+{
+	struct evd_registry *reg = t->data;
+	reg->refresh_due = true;
+	reg_reconcile_kick(reg);
+}
+
+void reg_reconcile_kick(struct evd_registry *reg)
+{
+	uint64_t now, next_retry = UINT64_MAX;
+	bool waiting = false;
+	struct reg_job *job;
+
+	if (reg->closing || reg->job || !reg->nats || !reg->backend_ready || !reg->loaded)
+		return;
+	if (!evd_nats_js(reg->nats) || !evd_nats_connection(reg->nats))
+		return;
+	now = uv_now(reg->loop);
+	job = evd_xcalloc(1, sizeof(*job));
+	for (size_t i = 0; i < reg->nconsumers && job->nops < BATCH; i++) {
+		struct reg_consumer *c = reg->consumers[i];
+		if (!c->dirty || c->busy)
+			continue;
+		if (c->retry_at > now) {
+			next_retry = c->retry_at < next_retry ? c->retry_at : next_retry;
+			/* A conflict is a steady state, not work in progress. */
+			waiting |= c->state != REG_C_CONFLICT;
+			continue;
+		}
+		const struct evd_subscription *s = c->sub;
+		const struct evd_sub_type *t = &s->types[c->type];
+		struct reg_op *op = add_op(job, OP_ENSURE, c->name);
+		struct evd_buf desc = EVD_BUF_INIT;
+		evd_buf_printf(&desc, "%s/%s/%s", s->ns, s->name, t->subject);
+		op->description = evd_buf_steal(&desc);
+		op->subject = evd_xstrdup(t->subject);
+		op->max_ack_pending = s->max_in_flight;
+		c->dirty = false;
+		c->busy = true;
+	}
+	for (size_t i = 0; i < reg->ndeletes && job->nops < BATCH; i++) {
+		struct reg_delete *d = &reg->deletes[i];
+		if (d->busy)
+			continue;
+		if (d->retry_at > now) {
+			next_retry = d->retry_at < next_retry ? d->retry_at : next_retry;
+			waiting = true;
+			continue;
+		}
+		add_op(job, OP_DELETE, d->name);
+		d->busy = true;
+	}
+	if (!job->nops && reg->prune_due && reg->cfg->subscriptions.prune_orphans && can_prune(reg)) {
+		job->prune = job->list = true;
+		job->keep = evd_xcalloc(reg->nconsumers + 1, sizeof(char *));
+		for (size_t i = 0; i < reg->nconsumers; i++)
+			job->keep[job->nkeep++] = evd_xstrdup(reg->consumers[i]->name);
+		/* consumers[] is sorted by name, so keep[] is too. */
+	} else if (!job->nops && reg->refresh_due) {
+		job->list = true;
+	}
+	if (next_retry != UINT64_MAX)
+		uv_timer_start(&reg->retry_timer, on_retry_timer, next_retry - now, 0);
+	if (!job->nops && !job->list) {
+		if (reg->reconcile_started && !waiting) {
+			reg->last_reconcile_ms = now - reg->reconcile_started;
+			reg->reconcile_started = 0;
+			evd_log_info("registry", "in step with JetStream after %" PRIu64 " ms (%zu consumer%s)",
+				     reg->last_reconcile_ms, reg->nconsumers, reg->nconsumers == 1 ? "" : "s");
+		}
+		job_free(job);
+		return;
+	}
+	if (job->nops && !reg->reconcile_started)
+		reg->reconcile_started = now;
+	submit(reg, job);
+}
+
+void reg_reconcile_init(struct evd_registry *reg)
+{
+	uv_timer_init(reg->loop, &reg->retry_timer);
+	uv_timer_init(reg->loop, &reg->refresh_timer);
+	reg->retry_timer.data = reg->refresh_timer.data = reg;
+	reg->open_handles += 2;
+	if (reg->nats)
+		uv_timer_start(&reg->refresh_timer, on_refresh_timer, REFRESH_EVERY_MS, REFRESH_EVERY_MS);
+}
+
+void reg_reconcile_close(struct evd_registry *reg)
+{
+	if (reg->job) {
+		/* It finishes on the worker (before the NATS close queued behind it) and frees itself. */
+		reg->job->reg = NULL;
+		reg->job = NULL;
+	}
+	uv_close((uv_handle_t *)&reg->retry_timer, reg_handle_closed);
+	uv_close((uv_handle_t *)&reg->refresh_timer, reg_handle_closed);
+}

@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The subscription registry end to end: files in subscriptions.dir while eventingd runs, the
+durable consumers a real nats-server holds for them (inspected with our own small NATS client),
+the status API, restarts (re-binding, pruning), 1,000 subscriptions, SIGHUP, `eventingd check`
+and `eventingd status`."""
+import hashlib
+import json
+import os
+import signal
+import socket
+import time
+
+from evd_harness import (Eventingd, NatsServer, eventingd_cli, http_request, run_tests, track,
+                         wait_for)
+
+STREAM = "sap"
+
+
+class NatsClient:
+    """Just enough of the NATS protocol for JetStream API requests (standard library only)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), 5)
+        self.rfile = self.sock.makefile("rb")
+        self.rfile.readline()  # INFO
+        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
+                          b'"no_responders":true}\r\nSUB _INBOX.evdtest.* 1\r\nPING\r\n')
+        while self.rfile.readline().strip() != b"PONG":
+            pass
+        self.n = 0
+
+    def close(self):
+        self.sock.close()
+
+    def request(self, subject, payload=None, timeout=5):
+        self.n += 1
+        inbox = f"_INBOX.evdtest.{self.n}"
+        data = json.dumps(payload).encode() if payload is not None else b""
+        self.sock.sendall(f"PUB {subject} {inbox} {len(data)}\r\n".encode() + data + b"\r\n")
+        self.sock.settimeout(timeout)
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                raise AssertionError("NATS connection closed")
+            parts = line.split()
+            if parts[0] == b"PING":
+                self.sock.sendall(b"PONG\r\n")
+            elif parts[0] == b"MSG":
+                body = self.rfile.read(int(parts[-1]) + 2)[:-2]
+                if parts[1].decode() == inbox:
+                    return json.loads(body)
+            elif parts[0] == b"HMSG":
+                self.rfile.read(int(parts[-1]) + 2)
+                if parts[1].decode() == inbox:
+                    raise AssertionError(f"no responders for {subject}")
+            elif parts[0] == b"-ERR":
+                raise AssertionError(line)
+
+    def consumers(self, stream=STREAM):
+        out, offset = {}, 0
+        while True:
+            r = self.request(f"$JS.API.CONSUMER.LIST.{stream}", {"offset": offset})
+            if "error" in r:
+                return {}
+            for c in r.get("consumers") or []:
+                out[c["name"]] = c
+            offset += len(r.get("consumers") or [])
+            if not r.get("consumers") or offset >= r["total"]:
+                return out
+
+    def create_consumer(self, name, config, stream=STREAM):
+        config = dict(config, durable_name=name)
+        r = self.request(f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+                         {"stream_name": stream, "config": config})
+        assert "error" not in r, r
+        return r
+
+    def stream_exists(self, stream=STREAM):
+        return "error" not in self.request(f"$JS.API.STREAM.INFO.{stream}")
+
+
+def consumer_name(ns, name, subject):
+    return hashlib.sha256(f"{ns}/{name}/{subject}".encode()).hexdigest()[:32]
+
+
+def manifest(name, types=("order.created.v1",), source="commerce", sink="http://127.0.0.1:1/",
+             ns=None, mif=None, matching=None):
+    lines = ["apiVersion: eventing.kyma-project.io/v1alpha2", "kind: Subscription", "metadata:",
+             f"  name: {name}"]
+    if ns:
+        lines.append(f"  namespace: {ns}")
+    lines += ["spec:", f"  source: {source}", "  types:"]
+    lines += [f"    - {t}" for t in types]
+    lines.append(f"  sink: {sink}")
+    if matching:
+        lines.append(f"  typeMatching: {matching}")
+    if mif is not None:
+        lines += ["  config:", f'    maxInFlightMessages: "{mif}"']
+    return "\n".join(lines) + "\n"
+
+
+def write(path, text):
+    # Write then rename, as editors and config managers do.
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def subs(evd):
+    status, _, body = http_request("GET", evd.admin + "/v1/subscriptions")
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def sub(evd, ns, name):
+    status, _, body = http_request("GET", f"{evd.admin}/v1/subscriptions/{ns}/{name}")
+    if status == 404:
+        return None
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def start_external(tmp, config=None, name="evd"):
+    nats = track(NatsServer(tmp)).start()
+    evd = track(Eventingd(tmp, nats_url=nats.url, config=config, name=name))
+    return nats, evd
+
+
+def client(nats):
+    return track(NatsClient(nats.port))
+
+
+SUBJECT = "kyma.commerce.order.created.v1"
+
+
+def test_add_edit_break_fix_delete(tmp):
+    nats, evd = start_external(tmp)
+    evd.start()
+    evd.wait_ready()
+    nc = client(nats)
+    a = os.path.join(evd.subs_dir, "a.yaml")
+    b = os.path.join(evd.subs_dir, "b.yaml")
+    write(b, manifest("other", types=["thing.happened.v1"], source="shop"))
+    write(a, manifest("orders", ns="team", sink="http://127.0.0.1:1/one"))
+    cname = consumer_name("team", "orders", SUBJECT)
+    t0 = time.monotonic()
+    c = wait_for(lambda: nc.consumers().get(cname), 5, what="consumer of team/orders")
+    print(f"  file -> consumer in {time.monotonic() - t0:.2f}s")
+    cfg = c["config"]
+    assert cfg["durable_name"] == cname, cfg
+    assert cfg["description"] == f"team/orders/{SUBJECT}", cfg
+    assert cfg["filter_subject"] == SUBJECT, cfg
+    assert cfg["max_ack_pending"] == 10, cfg
+    assert cfg["deliver_group"] == "eventingd", cfg
+    assert cfg["deliver_subject"] == "_EVD.deliver." + cname, cfg
+    assert cfg["ack_policy"] == "explicit" and cfg["deliver_policy"] == "new", cfg
+    assert cfg["ack_wait"] == 30 * 10**9 and cfg["max_deliver"] == 110, cfg
+    assert not cfg.get("flow_control") and not cfg.get("idle_heartbeat"), cfg
+    created = c["created"]
+
+    s = wait_for(lambda: (sub(evd, "team", "orders") or {}).get("ready") and sub(evd, "team", "orders"),
+                 5, what="team/orders ready")
+    assert s["conditions"][0] == {**s["conditions"][0], "type": "Subscription spec valid", "status": "True",
+                                  "reason": "Subscription spec has no validation errors"}, s
+    assert s["conditions"][1]["type"] == "Subscription active" and s["conditions"][1]["status"] == "True"
+    assert s["conditions"][1]["reason"] == "NATS Subscription active", s
+    assert s["types"] == [{"originalType": "order.created.v1", "cleanType": "order.created.v1"}], s
+    assert s["backend"]["types"] == [{"originalType": "order.created.v1", "consumerName": cname}], s
+    assert s["file"].endswith("a.yaml") and s["line"] == 1 and s["sink"] == "http://127.0.0.1:1/one", s
+    assert s["lastError"] is None, s
+
+    # Sink changed: same consumer, new sink in the status.
+    write(a, manifest("orders", ns="team", sink="http://127.0.0.1:2/two"))
+    wait_for(lambda: sub(evd, "team", "orders")["sink"] == "http://127.0.0.1:2/two", 3, what="new sink")
+    assert nc.consumers()[cname]["created"] == created
+
+    # maxInFlightMessages changed: updated in place.
+    write(a, manifest("orders", ns="team", sink="http://127.0.0.1:2/two", mif=25))
+    c = wait_for(lambda: nc.consumers()[cname]["config"]["max_ack_pending"] == 25 and nc.consumers()[cname],
+                 3, what="max_ack_pending 25")
+    assert c["created"] == created
+    assert wait_for(lambda: sub(evd, "team", "orders")["maxInFlightMessages"] == 25, 3)
+
+    # Broken YAML: the previous version stays, the error names FILE:LINE:COL, b.yaml unaffected.
+    write(a, manifest("orders", ns="team", sink="http://127.0.0.1:3/three") + "  extra: [\n")
+    def failed_a():
+        for f in subs(evd)["files"]:
+            if f["file"].endswith("/a.yaml") and f["failed"]:
+                return f
+    f = wait_for(failed_a, 3, what="a.yaml failed")
+    assert f["previousVersionActive"], f
+    assert any(e.startswith(a + ":") and "YAML" in e for e in f["errors"]), f
+    s = sub(evd, "team", "orders")
+    assert s["sink"] == "http://127.0.0.1:2/two" and s["ready"], s
+    assert any("previous version" in w for w in s["warnings"]), s
+    assert sub(evd, "default", "other")["ready"]
+    assert subs(evd)["summary"]["filesFailed"] == 1
+
+    # An invalid type, separately: exact position and field path.
+    write(a, manifest("orders", ns="team", types=["order.created.v1", "nodots"]))
+    f = wait_for(lambda: (failed_a() or {}).get("errors") and any("nodots" in e or "types[1]" in e
+                                                                   for e in failed_a()["errors"]) and failed_a(),
+                 3, what="invalid type reported")
+    assert f"{a}:10:7: spec.types[1]: " in f["errors"][0] and "must have minimum 2 segments" in f["errors"][0], f
+    assert sub(evd, "team", "orders")["sink"] == "http://127.0.0.1:2/two"
+    status, _, body = http_request("GET", evd.admin + "/metrics")
+    assert b"eventingd_subscription_files_failed 1\n" in body, body
+
+    # Fixed: applied (a second type: a second consumer).
+    write(a, manifest("orders", ns="team", types=["order.created.v1", "order.paid.v1"], sink="http://127.0.0.1:4/"))
+    c2 = consumer_name("team", "orders", "kyma.commerce.order.paid.v1")
+    wait_for(lambda: c2 in nc.consumers(), 3, what="second consumer")
+    wait_for(lambda: sub(evd, "team", "orders")["ready"] and subs(evd)["summary"]["filesFailed"] == 0, 3)
+    assert nc.consumers()[cname]["created"] == created
+
+    # Type removed: its consumer deleted. File deleted: everything deleted, 404.
+    write(a, manifest("orders", ns="team", types=["order.paid.v1"], sink="http://127.0.0.1:4/"))
+    wait_for(lambda: cname not in nc.consumers(), 3, what="removed type's consumer deleted")
+    os.unlink(a)
+    wait_for(lambda: c2 not in nc.consumers(), 3, what="deleted file's consumer deleted")
+    wait_for(lambda: sub(evd, "team", "orders") is None, 3)
+    status, hdrs, body = http_request("GET", evd.admin + "/v1/subscriptions/team/orders")
+    assert status == 404 and hdrs["content-type"].startswith("application/json"), (status, body)
+    assert json.loads(body) == {"error": "no subscription team/orders"}, body
+    status, _, body = http_request("GET", evd.admin + "/v1/subscriptions/team")
+    assert status == 404 and "namespace" in json.loads(body)["error"], (status, body)
+    assert "deleted consumer " + c2 in evd.stderr()
+    assert consumer_name("default", "other", "kyma.shop.thing.happened.v1") in nc.consumers()
+    status, _, body = http_request("GET", evd.admin + "/metrics")
+    assert b'eventing_ec_subscription_status{subscription_name="other",subscription_namespace="default"' in body
+    assert b'subscription_name="orders"' not in body.split(b"eventing_ec_event_type_subscribed_total")[0]
+    assert evd.stop() == 0
+
+
+def test_duplicate_name_first_wins(tmp):
+    nats, evd = start_external(tmp)
+    write(os.path.join(evd.subs_dir, "10-first.yaml"), manifest("dup", sink="http://127.0.0.1:1/first"))
+    write(os.path.join(evd.subs_dir, "20-second.yaml"), manifest("dup", sink="http://127.0.0.1:1/second"))
+    evd.start()
+    evd.wait_ready()
+    s = wait_for(lambda: sub(evd, "default", "dup"), 5)
+    assert s["sink"] == "http://127.0.0.1:1/first" and s["file"].endswith("10-first.yaml"), s
+    second = [f for f in subs(evd)["files"] if f["file"].endswith("20-second.yaml")][0]
+    assert any("also defined in" in e and "10-first.yaml" in e for e in second["errors"]), second
+    # The active one keeps winning over a newcomer that sorts first.
+    write(os.path.join(evd.subs_dir, "05-zero.yaml"), manifest("dup", sink="http://127.0.0.1:1/zero"))
+    zero = wait_for(lambda: [f for f in subs(evd)["files"] if f["file"].endswith("05-zero.yaml")], 3)[0]
+    assert any("10-first.yaml" in e and "it was active first" in e for e in zero["errors"]), zero
+    assert sub(evd, "default", "dup")["sink"] == "http://127.0.0.1:1/first"
+    assert evd.stop() == 0
+
+
+def test_restart_rebinds_and_prunes_orphans_only(tmp):
+    nats, evd = start_external(tmp, config={"subscriptions": {"prune_orphans": True}})
+    write(os.path.join(evd.subs_dir, "a.yaml"), manifest("keep"))
+    evd.start()
+    evd.wait_ready()
+    nc = client(nats)
+    keep = consumer_name("default", "keep", SUBJECT)
+    wait_for(lambda: keep in nc.consumers(), 5)
+    created = nc.consumers()[keep]["created"]
+    assert evd.stop() == 0
+
+    # An orphan of ours (a subscription deleted while eventingd was down) and a foreign consumer.
+    orphan_desc = "default/gone/kyma.commerce.order.created.v1"
+    orphan = consumer_name("default", "gone", SUBJECT)
+    nc.create_consumer(orphan, {"description": orphan_desc, "deliver_subject": "_EVD.deliver." + orphan,
+                                "deliver_group": "eventingd", "ack_policy": "explicit",
+                                "filter_subject": SUBJECT, "deliver_policy": "new"})
+    foreign = consumer_name("default", "foreign", SUBJECT)
+    nc.create_consumer(foreign, {"description": "default/foreign/" + SUBJECT, "deliver_subject": "_INBOX.kyma",
+                                 "ack_policy": "explicit", "filter_subject": SUBJECT,
+                                 "flow_control": True, "idle_heartbeat": 60 * 10**9})
+    pull = "somebody-elses-pull"
+    nc.create_consumer(pull, {"ack_policy": "explicit", "filter_subject": SUBJECT})
+    evd.start()
+    evd.wait_ready()
+    wait_for(lambda: orphan not in nc.consumers(), 10, what="orphan pruned")
+    cs = nc.consumers()
+    assert cs[keep]["created"] == created, "re-bound, not re-created"
+    assert foreign in cs and pull in cs, cs.keys()
+    assert "pruned orphan consumer " + orphan in evd.stderr()
+    assert wait_for(lambda: sub(evd, "default", "keep")["ready"], 5)
+
+    # A subscription whose consumer exists with Kyma's settings: left alone, reported.
+    write(os.path.join(evd.subs_dir, "b.yaml"), manifest("foreign"))
+    s = wait_for(lambda: (sub(evd, "default", "foreign") or {}).get("lastError") and sub(evd, "default", "foreign"),
+                 5, what="conflict reported")
+    assert not s["ready"], s
+    assert s["conditions"][1]["status"] == "False" and s["conditions"][1]["reason"] == "NATS Subscription not active"
+    assert "flow control" in s["lastError"] and "heartbeat" in s["lastError"], s
+    assert s["backend"]["consumers"][0]["state"] == "conflict", s
+    assert nc.consumers()[foreign]["config"].get("flow_control"), "conflicting consumer untouched"
+    assert evd.stop() == 0
+
+
+def test_nats_outage_and_lost_store(tmp):
+    nats, evd = start_external(tmp)
+    write(os.path.join(evd.subs_dir, "a.yaml"), manifest("survivor"))
+    evd.start()
+    evd.wait_ready()
+    name = consumer_name("default", "survivor", SUBJECT)
+    wait_for(lambda: sub(evd, "default", "survivor")["ready"], 5)
+    port = nats.port
+    nats.stop(signal.SIGKILL)
+    s = wait_for(lambda: not sub(evd, "default", "survivor")["ready"] and sub(evd, "default", "survivor"),
+                 10, what="not ready while NATS is down")
+    assert s["conditions"][1]["reason"] == "NATS Subscription not active", s
+    assert "JetStream is not ready" in s["lastError"], s
+    # A new server on the same port with an empty store: the consumer is re-created.
+    fresh = track(NatsServer(tmp, port=port))
+    fresh.store = os.path.join(tmp, "fresh-store")
+    fresh.start()
+    nc = client(fresh)
+    wait_for(lambda: name in nc.consumers(), 20, what="consumer re-created after reconnect")
+    wait_for(lambda: sub(evd, "default", "survivor")["ready"], 5)
+    # Deleted behind eventingd's back: noticed by the periodic listing and re-created.
+    r = nc.request(f"$JS.API.CONSUMER.DELETE.{STREAM}.{name}")
+    assert r.get("success"), r
+    wait_for(lambda: name in nc.consumers(), 15, what="consumer re-created after deletion")
+    assert "disappeared from stream" in evd.stderr()
+    assert evd.stop() == 0
+
+
+def threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+
+
+def test_thousand_subscriptions(tmp):
+    nats, evd = start_external(tmp, config={"log": {"level": "info"}})
+    for i in range(100):
+        docs = [manifest(f"s{i:03d}-{j}", types=[f"order.created{j}.v1"], source=f"app{i}")
+                for j in range(10)]
+        write(os.path.join(evd.subs_dir, f"f{i:03d}.yaml"), "---\n".join(docs))
+    t0 = time.monotonic()
+    evd.start()
+    evd.wait_ready()
+    t_ready = time.monotonic()
+
+    def all_ready():
+        s = subs(evd)["summary"]
+        return s["subscriptions"] == 1000 and s["ready"] == 1000 and s
+    summary = wait_for(all_ready, 60, interval=0.2, what="1,000 subscriptions ready")
+    elapsed = time.monotonic() - t0
+    nthreads = threads(evd.proc.pid)
+    nc = client(nats)
+    assert len(nc.consumers()) == 1000
+    print(f"  1,000 subscriptions: all ready {elapsed:.2f}s after start ({time.monotonic() - t_ready:.2f}s "
+          f"after JetStream ready; reconcile {summary['lastReconcileMs']} ms); {nthreads} threads")
+    assert elapsed < 20, elapsed
+    assert nthreads < 30, nthreads
+
+    # Restart: all re-bound from one listing, none re-created.
+    before = {n: c["created"] for n, c in nc.consumers().items()}
+    assert evd.stop() == 0
+    t0 = time.monotonic()
+    evd.start()
+    wait_for(all_ready, 60, interval=0.2, what="1,000 re-bound")
+    print(f"  restart: 1,000 re-bound in {time.monotonic() - t0:.2f}s")
+    assert {n: c["created"] for n, c in nc.consumers().items()} == before
+    assert evd.stop() == 0
+
+
+def test_sighup_rescans_and_missing_dir(tmp):
+    nats, evd = start_external(tmp)
+    missing = os.path.join(tmp, "later.d")
+    evd.config["subscriptions"]["dir"] = missing
+    evd.write_config()
+    evd.start()
+    evd.wait_ready()
+    st = wait_for(lambda: subs(evd)["directoryError"] and subs(evd), 5)
+    assert "later.d" in st["directoryError"] and st["summary"]["subscriptions"] == 0, st
+    os.makedirs(missing)
+    write(os.path.join(missing, "a.yaml"), manifest("late"))
+    # A missing directory is looked for every 2 s, so it is picked up without a signal.
+    wait_for(lambda: (sub(evd, "default", "late") or {}).get("ready"), 4, what="late subscription")
+    assert subs(evd)["directoryError"] is None
+    # SIGHUP rescans at once.
+    scans = subs(evd)["summary"]["scans"]
+    evd.signal(signal.SIGHUP)
+    wait_for(lambda: subs(evd)["summary"]["scans"] > scans, 2, what="a rescan after SIGHUP")
+    assert "rescanning " + missing in evd.stderr()
+    # The watch now covers the new directory.
+    write(os.path.join(missing, "b.yaml"), manifest("later"))
+    wait_for(lambda: sub(evd, "default", "later"), 3, what="watched after it appeared")
+    # subscriptions.dir is reloadable: switch to another directory on SIGHUP.
+    other = os.path.join(tmp, "other.d")
+    os.makedirs(other)
+    write(os.path.join(other, "c.yaml"), manifest("elsewhere"))
+    evd.config["subscriptions"]["dir"] = other
+    evd.write_config()
+    evd.signal(signal.SIGHUP)
+    wait_for(lambda: sub(evd, "default", "elsewhere") and not sub(evd, "default", "late"), 3,
+             what="switched directory")
+    assert subs(evd)["directory"] == other
+    assert evd.stop() == 0
+
+
+def test_embedded_backend_reconciles_at_start(tmp):
+    evd = track(Eventingd(tmp))
+    write(os.path.join(evd.subs_dir, "a.yaml"), manifest("embedded"))
+    evd.start()
+    evd.wait_ready()
+    s = wait_for(lambda: (sub(evd, "default", "embedded") or {}).get("ready") and sub(evd, "default", "embedded"),
+                 10, what="ready with the embedded server")
+    assert s["backend"]["consumers"][0]["exists"], s
+    port = int(evd.backend()["embedded"]["url"].rsplit(":", 1)[1])
+    nc = client_port(port)
+    assert consumer_name("default", "embedded", SUBJECT) in nc.consumers()
+    nc.close()
+    assert evd.stop() == 0
+
+
+def client_port(port):
+    return NatsClient(port)
+
+
+def test_check_cli(tmp):
+    good = os.path.join(tmp, "good.d")
+    bad = os.path.join(tmp, "bad.d")
+    os.makedirs(good)
+    os.makedirs(bad)
+    write(os.path.join(good, "a.yaml"), manifest("a"))
+    write(os.path.join(good, "b.yaml"), manifest("b", types=["x.y.v1"]) + "  protocol: NATS\n")
+    write(os.path.join(bad, "a.yaml"), manifest("a"))
+    write(os.path.join(bad, "b.yaml"), manifest("b", types=["nodots"], mif="ten"))
+    write(os.path.join(bad, "c.yaml"), "apiVersion: [\n")
+    for d, want in ((good, 0), (bad, 78)):
+        cfg = os.path.join(tmp, os.path.basename(d) + ".yaml")
+        with open(cfg, "w") as f:
+            f.write(f"subscriptions:\n  dir: {d}\n")
+        rc, out, err = eventingd_cli("check", "-c", cfg)
+        assert rc == want, (d, rc, out, err)
+        if want == 0:
+            assert f"{d}: 2 subscriptions in 2 files OK (with warnings)" in out, out
+            assert f"{d}/b.yaml:10:3: warning: spec.protocol:" in err, err
+        else:
+            lines = [l for l in err.splitlines() if l.startswith(d)]
+            assert f"{d}/b.yaml:8:7: spec.types[0]: must have minimum 2 segments" in lines[0], lines
+            assert any(l.startswith(f"{d}/b.yaml:11:26: spec.config.maxInFlightMessages:") and
+                       "must be a stringified int value" in l for l in lines), lines
+            assert any(l.startswith(f"{d}/c.yaml:2:1:") for l in lines), lines
+            assert not any("/a.yaml" in l for l in lines), lines
+            assert "3 errors in 2 files" in err, err
+    # A missing directory is no error: the daemon waits for it.
+    cfg = os.path.join(tmp, "missing.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"subscriptions:\n  dir: {tmp}/nope.d\n")
+    rc, out, err = eventingd_cli("check", "-c", cfg)
+    assert rc == 0 and "no such directory" in out, (rc, out, err)
+
+
+def test_status_cli(tmp):
+    nats, evd = start_external(tmp)
+    write(os.path.join(evd.subs_dir, "a.yaml"), manifest("orders", ns="team", types=["a.b.v1", "c.d.v1"],
+                                                         sink="http://127.0.0.1:1/x"))
+    write(os.path.join(evd.subs_dir, "b.yaml"), "kind: [\n")
+    evd.start()
+    evd.wait_ready()
+    wait_for(lambda: sub(evd, "team", "orders")["ready"], 5)
+    rc, out, err = eventingd_cli("status", "--admin", evd.admin)
+    assert rc == 0, (rc, out, err)
+    assert "BACKEND" in out and "SUBSCRIPTIONS" in out, out
+    line = [l for l in out.splitlines() if "team/orders" in l][0]
+    assert line.split() == ["team/orders", "yes", "2", "http://127.0.0.1:1/x"], line
+    assert "NAMESPACE/NAME" in out and "b.yaml:2:1:" in out and "not applied" in out, out
+    rc, out, err = eventingd_cli("status", "--admin", evd.admin, "--json")
+    assert rc == 0, (rc, out, err)
+    doc = json.loads(out)
+    assert doc["backend"]["nats"]["state"] == "ready", doc
+    assert doc["subscriptions"]["subscriptions"][0]["name"] == "orders", doc
+    assert doc["subscriptions"]["summary"]["filesFailed"] == 1, doc
+    assert evd.stop() == 0
+
+
+if __name__ == "__main__":
+    run_tests(globals())
