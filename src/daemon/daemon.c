@@ -361,6 +361,17 @@ static void on_embedded_up(void *data)
 	}
 }
 
+/* GET /{app}/v1/events/subscribed answers from the registry (Kyma's reference §1.7). */
+static int on_subscribed(const char *app, struct evd_buf *body, void *data)
+{
+	struct evd_daemon *d = data;
+	if (d->registry)
+		evd_registry_subscribed_json(d->registry, app, d->cfg->publish.event_type_prefix, body);
+	else
+		evd_buf_append_str(body, "{\"eventsInfo\":[]}");
+	return 200;
+}
+
 static int start_backend(struct evd_daemon *d)
 {
 	const char *url = d->cfg->nats.url;
@@ -384,6 +395,7 @@ static int start_backend(struct evd_daemon *d)
 	rc = evd_publish_new(d, &d->publish);
 	if (rc < 0)
 		return rc;
+	evd_publish_set_subscribed_provider(d->publish, on_subscribed, d);
 	rc = evd_registry_start(d->registry);
 	if (rc < 0)
 		return rc;

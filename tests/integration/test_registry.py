@@ -416,6 +416,28 @@ def test_embedded_backend_reconciles_at_start(tmp):
     assert evd.stop() == 0
 
 
+def test_subscribed_route_answers_from_registry(tmp):
+    evd = track(Eventingd(tmp))
+    write(os.path.join(evd.subs_dir, "a.yaml"),
+          manifest("std", types=("order.created.v1", "order.shipped.v2")) +
+          "---\n" + manifest("exact", source="", matching="exact",
+                              types=("sap.kyma.custom.commerce.invoice.paid.v1",
+                                     "sap.kyma.custom.other.x.v1")) +
+          "---\n" + manifest("elsewhere", source="crm", types=("lead.won.v1",)))
+    evd.start()
+    evd.wait_ready()
+    wait_for(lambda: len(subs(evd)["subscriptions"]) == 3, 10, what="three subscriptions")
+    status, headers, body = http_request("GET", evd.publish + "/commerce/v1/events/subscribed")
+    assert status == 200 and headers["content-type"].startswith("application/json"), (status, headers)
+    got = json.loads(body)["eventsInfo"]
+    assert sorted(got, key=lambda e: e["name"]) == [{"name": "invoice.paid", "version": "v1"},
+                                                   {"name": "order.created", "version": "v1"},
+                                                   {"name": "order.shipped", "version": "v2"}], body
+    status, _, body = http_request("GET", evd.publish + "/nobody/v1/events/subscribed")
+    assert status == 200 and json.loads(body) == {"eventsInfo": []}, body
+    assert evd.stop() == 0
+
+
 def client_port(port):
     return NatsClient(port)
 
