@@ -129,7 +129,8 @@ static void apply_defaults(struct evd_config *cfg, bool dev)
 /* Defaults that depend on other keys, for the keys the file did not set. */
 static void apply_computed(struct evd_config *cfg, const struct loader *L)
 {
-	if (!L || !seen_by_name(L, "subscriptions.prune_orphans"))
+	cfg->subscriptions.prune_orphans_explicit = L && seen_by_name(L, "subscriptions.prune_orphans");
+	if (!cfg->subscriptions.prune_orphans_explicit)
 		cfg->subscriptions.prune_orphans = evd_config_embedded(cfg);
 	if (!L || !seen_by_name(L, "deadletters.stream") || !cfg->deadletters.stream) {
 		struct evd_buf b = EVD_BUF_INIT;

@@ -78,6 +78,10 @@ struct evd_config {
 	struct {
 		char *dir;          /* "/etc/eventingd/subscriptions.d", "./subscriptions.d" in dev */
 		bool prune_orphans; /* default: true when embedded, false when external */
+		/* prune_orphans was given in the file (else it is the computed default, which the
+		 * daemon keeps following the running backend on reload: nats.url is restart-only) */
+		bool prune_orphans_explicit;
+		int64_t delete_grace; /* ms, 10 s: how long a consumer deletion waits */
 	} subscriptions;
 
 	struct {

@@ -151,6 +151,9 @@ const struct evd_config_key evd_config_keys[] = {
 	{ "subscriptions.prune_orphans", EVD_KEY_BOOL, FIELD_BOOL(subscriptions.prune_orphans),
 	  EVD_KEY_COMPUTED, EVD_KEY_COMPUTED, .reloadable = true,
 	  .help = "Delete consumers no subscription owns; default true with the embedded server, false with an external one." },
+	{ "subscriptions.delete_grace", EVD_KEY_DURATION, FIELD_MS(subscriptions.delete_grace),
+	  "10s", "10s", .min = 0, .max = 1 * DAY, .reloadable = true,
+	  .help = "How long a consumer whose subscription or type went away waits before it is deleted; a file that comes back meanwhile keeps it." },
 
 	{ "dispatch.ack_wait", EVD_KEY_DURATION, FIELD_MS(dispatch.ack_wait),
 	  "30s", "30s", .min = 1 * SEC, .max = 1 * DAY, .reloadable = true,

@@ -49,6 +49,7 @@ struct evd_daemon {
 
 	bool stopping;
 	bool nats_started;
+	bool embedded_backend; /* nats.url at start-up named the embedded server */
 	int servers_open;
 	int exit_code;
 };
@@ -279,6 +280,13 @@ static void daemon_reload(struct evd_daemon *d)
 		evd_log_warn("daemon", "changed keys that take effect only after a restart: %s",
 			     keys.data);
 	evd_buf_free(&keys);
+	/*
+	 * The computed default of prune_orphans depends on the backend, which is the one started
+	 * with (nats.url is a restart key): a reload that only names another server must not turn
+	 * pruning on while still connected to a shared external cluster.
+	 */
+	if (!next->subscriptions.prune_orphans_explicit)
+		next->subscriptions.prune_orphans = d->embedded_backend;
 
 	evd_log_setup(next->log.level, next->log.format);
 	if (d->nats)
@@ -377,7 +385,8 @@ static int start_backend(struct evd_daemon *d)
 	const char *url = d->cfg->nats.url;
 	int rc;
 
-	if (evd_config_embedded(d->cfg)) {
+	d->embedded_backend = evd_config_embedded(d->cfg);
+	if (d->embedded_backend) {
 		rc = evd_embedded_new(&d->loop, d->cfg, &d->embedded);
 		if (rc < 0)
 			return rc;

@@ -165,6 +165,7 @@ static const char every_key[] =
 	"subscriptions:\n"
 	"  dir: /srv/subs\n"
 	"  prune_orphans: true\n"
+	"  delete_grace: 1m\n"
 	"dispatch:\n"
 	"  ack_wait: 1m\n"
 	"  max_deliver: 10\n"
@@ -222,6 +223,8 @@ static void test_every_key(void)
 	CHECK_INT(c->stream.duplicate_window, 90000);
 	CHECK_STR(c->subscriptions.dir, "/srv/subs");
 	CHECK(c->subscriptions.prune_orphans); /* explicit beats the external default */
+	CHECK(c->subscriptions.prune_orphans_explicit);
+	CHECK_INT(c->subscriptions.delete_grace, 60000);
 	CHECK_INT(c->dispatch.ack_wait, 60000);
 	CHECK_INT(c->dispatch.max_deliver, 10);
 	CHECK_INT(c->dispatch.timeout, 45000);
@@ -314,6 +317,7 @@ static void test_one_key(void)
 		{ "stream.duplicate_window", "100ms", NULL },
 		{ "subscriptions.dir", "subs", NULL },
 		{ "subscriptions.prune_orphans", "false", NULL },
+		{ "subscriptions.delete_grace", "0", NULL },
 		{ "dispatch.ack_wait", "16s", NULL },
 		{ "dispatch.max_deliver", "1000000", NULL },
 		{ "dispatch.timeout", "29s999ms", NULL },
@@ -583,6 +587,7 @@ static void test_warnings_and_computed(void)
 	if (c) {
 		CHECK_STR(c->nats.url, "nats://a:4222,tls://b");
 		CHECK(!c->subscriptions.prune_orphans);
+		CHECK(!c->subscriptions.prune_orphans_explicit);
 		CHECK_STR(c->deadletters.stream, "ev-dlq");
 		CHECK(c->publish.access_log == NULL);
 	}
