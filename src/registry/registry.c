@@ -105,6 +105,13 @@ static void remove_metric(struct evd_registry *reg, const struct evd_subscriptio
 		return;
 	const char *labels[] = { s->name, s->ns, s->types[t].consumer, "NATS_Jetstream", reg->stream };
 	evd_metric_remove(reg->m_status, labels);
+	/* Every type of s that used this consumer counted under its own label set. */
+	for (size_t k = 0; k < s->ntypes; k++) {
+		if (strcmp(s->types[k].consumer, s->types[t].consumer) != 0)
+			continue;
+		const char *sl[] = { s->name, s->ns, s->types[k].clean, s->types[t].consumer };
+		evd_metric_remove(reg->m_subscribed, sl);
+	}
 }
 
 void evd_registry_counts(const struct evd_registry *reg, size_t *active, size_t *ready)
@@ -180,35 +187,6 @@ static void log_sub_action(const struct evd_registry_sub_action *a)
 	}
 }
 
-static void delete_push(struct evd_registry *reg, const char *name, const struct evd_subscription *s,
-			size_t type)
-{
-	struct evd_buf what = EVD_BUF_INIT;
-
-	for (size_t i = 0; i < reg->ndeletes; i++)
-		if (strcmp(reg->deletes[i].name, name) == 0)
-			return;
-	evd_buf_printf(&what, "%s/%s/%s", s->ns, s->name, s->types[type].subject);
-	reg->deletes = evd_xrealloc(reg->deletes, (reg->ndeletes + 1) * sizeof(*reg->deletes));
-	struct reg_delete *d = &reg->deletes[reg->ndeletes++];
-	memset(d, 0, sizeof(*d));
-	snprintf(d->name, sizeof(d->name), "%s", name);
-	d->what = evd_buf_steal(&what);
-}
-
-/* A consumer wanted again before its delete ran: the delete is dropped (or, when it is running
- * already, the ensure queued after it re-creates the consumer). */
-static void delete_cancel(struct evd_registry *reg, const char *name)
-{
-	for (size_t i = 0; i < reg->ndeletes; i++) {
-		if (strcmp(reg->deletes[i].name, name) != 0 || reg->deletes[i].busy)
-			continue;
-		free(reg->deletes[i].what);
-		reg->deletes[i] = reg->deletes[--reg->ndeletes];
-		return;
-	}
-}
-
 void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 {
 	struct evd_registry_diff *diff = evd_registry_diff(reg->set, next);
@@ -225,7 +203,10 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 			c->name[0] = '\0'; /* sorts first; compacted below */
 			removed++;
 		}
-		delete_push(reg, a->sub->types[a->type].consumer, a->sub, a->type);
+		struct evd_buf what = EVD_BUF_INIT;
+		evd_buf_printf(&what, "%s/%s/%s", a->sub->ns, a->sub->name, a->sub->types[a->type].subject);
+		reg_delete_push(reg, a->sub->types[a->type].consumer, what.data, false);
+		evd_buf_free(&what);
 		remove_metric(reg, a->sub, a->type);
 	}
 	if (removed) {
@@ -252,7 +233,7 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 			c->state = REG_C_PENDING;
 			c->dirty = true;
 			c->since_ms = reg_wall_ms();
-			delete_cancel(reg, c->name);
+			reg_delete_cancel(reg, c->name);
 			reg->consumers[reg->nconsumers++] = c;
 		}
 		qsort(reg->consumers, reg->nconsumers, sizeof(*reg->consumers), consumer_cmp);
@@ -286,6 +267,8 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 			     next->active.count, next->active.count == 1 ? "" : "s", reg->nconsumers,
 			     reg->nconsumers == 1 ? "" : "s", diff->ncreate, diff->nupdate,
 			     diff->nremove);
+	if (!evd_registry_diff_empty(diff) || !reg->loaded)
+		reg->stable_since = uv_now(reg->loop);
 	evd_registry_diff_free(diff);
 	evd_registry_set_free(reg->set);
 	reg->set = next;

@@ -48,13 +48,19 @@ struct reg_consumer {
 	int64_t num_redelivered;
 };
 
-/* A consumer to delete (its type or subscription is gone). */
+/*
+ * A consumer to delete (its type or subscription is gone, or an orphan). Never at once: a file
+ * read while empty or half-written looks like deleted subscriptions, so a deletion waits
+ * subscriptions.delete_grace (retry_at) and is dropped whenever the consumer is wanted again
+ * (checked when it is queued, when it is due, and when a running one comes back).
+ */
 struct reg_delete {
 	char name[EVD_SUB_CONSUMER_NAME_LEN + 1];
 	char *what; /* "<ns>/<name>/<subject>", for the log */
 	bool busy;
+	bool orphan; /* found by a prune, owned by no subscription of any set */
 	unsigned attempts;
-	uint64_t retry_at;
+	uint64_t retry_at; /* uv_now(): the end of the grace period, then of the backoff */
 };
 
 struct evd_registry {
@@ -90,6 +96,7 @@ struct evd_registry {
 	struct evd_registry_set *set; /* NULL before the first scan */
 	bool loaded;
 	int64_t applied_ms;
+	uint64_t stable_since; /* uv_now() of the last change of the set or directory state */
 
 	/* ---- reconcile (registry_reconcile.c) */
 	struct reg_consumer **consumers; /* sorted by name */
@@ -138,6 +145,10 @@ void reg_watch_close(struct evd_registry *reg);
 
 /* registry_reconcile.c */
 void reg_reconcile_init(struct evd_registry *reg);
+/* Queues a deferred deletion (subscriptions.delete_grace) unless one is queued already. */
+void reg_delete_push(struct evd_registry *reg, const char *name, const char *what, bool orphan);
+/* A consumer wanted again: drops its queued deletion (a running one is settled when it returns). */
+void reg_delete_cancel(struct evd_registry *reg, const char *name);
 void reg_reconcile_kick(struct evd_registry *reg);
 void reg_reconcile_close(struct evd_registry *reg);
 /* The consumer config text for status and logs: the settings eventingd asks for. */

@@ -55,7 +55,7 @@ struct reg_job {
 	struct reg_op *ops;
 	size_t nops;
 	bool list;  /* return every consumer's counters */
-	bool prune; /* delete our consumers not in keep */
+	bool prune; /* find our consumers not in keep (the loop queues their deletion) */
 	char **keep; /* sorted */
 	size_t nkeep;
 	/* Results. */
@@ -63,9 +63,9 @@ struct reg_job {
 	char *list_error;
 	struct reg_info *infos; /* sorted by name */
 	size_t ninfos;
-	char **pruned; /* "name (description)" */
-	size_t npruned;
-	size_t prune_failed;
+	char **orphans;      /* names of our consumers not in keep */
+	char **orphan_descs; /* their descriptions, "<ns>/<name>/<subject>" */
+	size_t norphans;
 };
 
 /* Worker thread: runs the batch (nats.c calls that block). */

@@ -242,26 +242,19 @@ static bool is_ours(const jsConsumerInfo *ci)
 	return rc == 0 && strcmp(name, ci->Name) == 0;
 }
 
-static void prune(struct reg_job *job, jsConsumerInfoList *list)
+/* Only finds them: deleting goes through the loop's deferred deletes (delete_grace), where it
+ * is checked once more against the subscriptions wanted at that moment. */
+static void find_orphans(struct reg_job *job, jsConsumerInfoList *list)
 {
 	for (int i = 0; i < list->Count; i++) {
 		const jsConsumerInfo *ci = list->List[i];
 		const char *name = ci->Name;
 		if (!is_ours(ci) || bsearch(&name, job->keep, job->nkeep, sizeof(char *), str_ptr_cmp))
 			continue;
-		jsErrCode jerr = 0;
-		natsStatus s = js_DeleteConsumer(job->js, job->stream, name, NULL, &jerr);
-		if (s != NATS_OK && !not_found(s, jerr)) {
-			char *e = nats_error("pruning an orphan consumer", s, jerr);
-			evd_log_warn("registry", "consumer %s (%s): %s", name, ci->Config->Description, e);
-			free(e);
-			job->prune_failed++;
-			continue;
-		}
-		struct evd_buf b = EVD_BUF_INIT;
-		evd_buf_printf(&b, "%s (%s)", name, ci->Config->Description);
-		job->pruned = evd_xrealloc(job->pruned, (job->npruned + 1) * sizeof(char *));
-		job->pruned[job->npruned++] = evd_buf_steal(&b);
+		job->orphans = evd_xrealloc(job->orphans, (job->norphans + 1) * sizeof(char *));
+		job->orphan_descs = evd_xrealloc(job->orphan_descs, (job->norphans + 1) * sizeof(char *));
+		job->orphans[job->norphans] = evd_xstrdup(name);
+		job->orphan_descs[job->norphans++] = evd_xstrdup(ci->Config->Description);
 	}
 }
 
@@ -307,7 +300,7 @@ void reg_job_worker(struct evd_bridge_item *item)
 			copy_info(&job->infos[job->ninfos++], list->List[i]);
 	}
 	if (job->list_ok && list && job->prune)
-		prune(job, list);
+		find_orphans(job, list);
 	jsConsumerInfoList_Destroy(list);
 }
 

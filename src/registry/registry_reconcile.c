@@ -67,9 +67,12 @@ static void job_free(struct reg_job *job)
 	for (size_t i = 0; i < job->nkeep; i++)
 		free(job->keep[i]);
 	free(job->keep);
-	for (size_t i = 0; i < job->npruned; i++)
-		free(job->pruned[i]);
-	free(job->pruned);
+	for (size_t i = 0; i < job->norphans; i++) {
+		free(job->orphans[i]);
+		free(job->orphan_descs[i]);
+	}
+	free(job->orphans);
+	free(job->orphan_descs);
 	free(job->infos);
 	free(job->list_error);
 	free(job->stream);
@@ -176,6 +179,51 @@ static void apply_ensure(struct evd_registry *reg, struct reg_op *op, uint64_t n
 	}
 }
 
+static uint64_t grace_ms(const struct evd_registry *reg)
+{
+	return reg->cfg->subscriptions.delete_grace > 0 ? (uint64_t)reg->cfg->subscriptions.delete_grace
+							: 0;
+}
+
+void reg_delete_push(struct evd_registry *reg, const char *name, const char *what, bool orphan)
+{
+	uint64_t grace = grace_ms(reg);
+
+	for (size_t i = 0; i < reg->ndeletes; i++)
+		if (strcmp(reg->deletes[i].name, name) == 0)
+			return;
+	reg->deletes = evd_xrealloc(reg->deletes, (reg->ndeletes + 1) * sizeof(*reg->deletes));
+	struct reg_delete *d = &reg->deletes[reg->ndeletes++];
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->what = evd_xstrdup(what);
+	d->orphan = orphan;
+	d->retry_at = uv_now(reg->loop) + grace;
+	if (grace)
+		evd_log_info("registry", "consumer %s (%s)%s: deleting it in %" PRIu64 " s unless it "
+					 "is wanted again (subscriptions.delete_grace)",
+			     name, what, orphan ? " is an orphan no subscription owns" : " is no longer wanted",
+			     (grace + 999) / 1000);
+}
+
+static void delete_drop(struct evd_registry *reg, size_t i)
+{
+	free(reg->deletes[i].what);
+	reg->deletes[i] = reg->deletes[--reg->ndeletes];
+}
+
+void reg_delete_cancel(struct evd_registry *reg, const char *name)
+{
+	for (size_t i = 0; i < reg->ndeletes; i++) {
+		if (strcmp(reg->deletes[i].name, name) != 0 || reg->deletes[i].busy)
+			continue;
+		evd_log_info("registry", "consumer %s (%s) is wanted again: not deleting it",
+			     name, reg->deletes[i].what);
+		delete_drop(reg, i);
+		return;
+	}
+}
+
 static void apply_delete(struct evd_registry *reg, struct reg_op *op, uint64_t now)
 {
 	for (size_t i = 0; i < reg->ndeletes; i++) {
@@ -183,18 +231,36 @@ static void apply_delete(struct evd_registry *reg, struct reg_op *op, uint64_t n
 		if (strcmp(d->name, op->name) != 0 || !d->busy)
 			continue;
 		d->busy = false;
+		struct reg_consumer *c = reg_consumer_find(reg, d->name);
 		if (op->result == R_DELETED || op->result == R_ABSENT) {
-			evd_log_info("registry", "deleted consumer %s (%s)%s", d->name, d->what,
-				     op->result == R_ABSENT ? ": it did not exist" : "");
-			free(d->what);
-			reg->deletes[i] = reg->deletes[--reg->ndeletes];
-		} else {
+			if (d->orphan && op->result == R_DELETED) {
+				evd_log_info("registry", "pruned orphan consumer %s (%s): no subscription "
+							 "owns it", d->name, d->what);
+				reg->pruned_total++;
+			} else {
+				evd_log_info("registry", "deleted consumer %s (%s)%s", d->name, d->what,
+					     op->result == R_ABSENT ? ": it did not exist" : "");
+			}
+		} else if (!c) {
 			d->attempts++;
 			if (d->attempts == 1)
 				evd_log_warn("registry", "consumer %s (%s): %s; retrying", d->name,
-					     d->what, op->message);
+				     d->what, op->message);
 			d->retry_at = now + backoff_ms(d->attempts);
+			return;
 		}
+		if (c) {
+			/* Wanted again while the delete ran: whatever it did, the consumer must be
+			 * verified (re-created when it is gone) before it counts as ready. */
+			evd_log_info("registry", "consumer %s is wanted again after its deletion was "
+						 "sent; verifying it", d->name);
+			if (op->result == R_DELETED)
+				c->have_info = false;
+			reg_set_state(reg, c, REG_C_PENDING, "deleted and wanted again; re-creating it");
+			c->dirty = true;
+			c->retry_at = 0;
+		}
+		delete_drop(reg, i);
 		return;
 	}
 }
@@ -226,13 +292,12 @@ static void on_job_loop(struct evd_bridge_item *item)
 		else
 			evd_log_warn("registry", "%s", job->list_error ? job->list_error : "listing failed");
 	}
-	if (job->prune) {
-		for (size_t i = 0; i < job->npruned; i++)
-			evd_log_info("registry", "pruned orphan consumer %s: no subscription owns it",
-				     job->pruned[i]);
-		reg->pruned_total += job->npruned;
-		if (job->list_ok && !job->prune_failed)
-			reg->prune_due = false;
+	if (job->prune && job->list_ok) {
+		/* The set may have changed while the listing ran: what is wanted now is kept. */
+		for (size_t i = 0; i < job->norphans; i++)
+			if (!reg_consumer_find(reg, job->orphans[i]))
+				reg_delete_push(reg, job->orphans[i], job->orphan_descs[i], true);
+		reg->prune_due = false;
 	}
 	job_free(job);
 	reg_refresh_metrics(reg);
@@ -263,10 +328,18 @@ static struct reg_op *add_op(struct reg_job *job, enum op_kind kind, const char 
 	return op;
 }
 
-/* Every file was read cleanly and nothing is left to verify: orphans can be told apart. */
-static bool can_prune(const struct evd_registry *reg)
+/*
+ * Every file was read cleanly, nothing is left to verify, and the set is the latest one and has
+ * not changed for delete_grace: orphans can be told apart. A set applied a moment ago may be a
+ * directory that is being filled (created, then files copied in) or a file being written, and a
+ * scan waiting or running may bring back what looks orphaned now. *wake: when to look again
+ * (UINT64_MAX: a change will kick).
+ */
+static bool can_prune(const struct evd_registry *reg, uint64_t now, uint64_t *wake)
 {
-	if (!reg->loaded || reg->dir_err || reg->scan)
+	*wake = UINT64_MAX;
+	if (!reg->loaded || reg->dir_err || reg->scan || reg->scan_again ||
+	    uv_is_active((const uv_handle_t *)&reg->debounce_timer))
 		return false;
 	for (size_t i = 0; i < reg->set->nfiles; i++)
 		if (reg->set->files[i].failed)
@@ -274,7 +347,13 @@ static bool can_prune(const struct evd_registry *reg)
 	for (size_t i = 0; i < reg->nconsumers; i++)
 		if (reg->consumers[i]->dirty && reg->consumers[i]->state != REG_C_CONFLICT)
 			return false;
-	return reg->ndeletes == 0;
+	if (reg->ndeletes)
+		return false;
+	if (now - reg->stable_since < grace_ms(reg)) {
+		*wake = reg->stable_since + grace_ms(reg);
+		return false;
+	}
+	return true;
 }
 
 static void on_retry_timer(uv_timer_t *t)
@@ -326,6 +405,12 @@ void reg_reconcile_kick(struct evd_registry *reg)
 		struct reg_delete *d = &reg->deletes[i];
 		if (d->busy)
 			continue;
+		if (reg_consumer_find(reg, d->name)) {
+			/* Wanted again (a retried delete included): never delete a wanted consumer. */
+			reg_delete_cancel(reg, d->name);
+			i--;
+			continue;
+		}
 		if (d->retry_at > now) {
 			next_retry = d->retry_at < next_retry ? d->retry_at : next_retry;
 			waiting = true;
@@ -334,7 +419,9 @@ void reg_reconcile_kick(struct evd_registry *reg)
 		add_op(job, OP_DELETE, d->name);
 		d->busy = true;
 	}
-	if (!job->nops && reg->prune_due && reg->cfg->subscriptions.prune_orphans && can_prune(reg)) {
+	uint64_t prune_wake = UINT64_MAX;
+	if (!job->nops && reg->prune_due && reg->cfg->subscriptions.prune_orphans &&
+	    can_prune(reg, now, &prune_wake)) {
 		job->prune = job->list = true;
 		job->keep = evd_xcalloc(reg->nconsumers + 1, sizeof(char *));
 		for (size_t i = 0; i < reg->nconsumers; i++)
@@ -343,6 +430,8 @@ void reg_reconcile_kick(struct evd_registry *reg)
 	} else if (!job->nops && reg->refresh_due) {
 		job->list = true;
 	}
+	if (prune_wake < next_retry)
+		next_retry = prune_wake;
 	if (next_retry != UINT64_MAX)
 		uv_timer_start(&reg->retry_timer, on_retry_timer, next_retry - now, 0);
 	if (!job->nops && !job->list) {

@@ -99,10 +99,25 @@ int evd_registry_scan_dir(const char *dir, const struct evd_registry_opts *opts,
 		struct evd_buf path = EVD_BUF_INIT;
 		struct stat st;
 		evd_buf_printf(&path, "%s/%s", dir, names[i]);
-		/* Directories named like manifests, sockets and dangling links are not files. */
-		if (stat(path.data, &st) == 0 && S_ISREG(st.st_mode)) {
-			struct evd_registry_scan_file *f = scan_add(scan, names[i], path.data);
-			f->rc = evd_registry_parse_file(f->path, opts, &f->subs, &f->diag);
+		/*
+		 * Directories and sockets named like manifests are not files. A name stat() cannot
+		 * follow (a dangling link, no permission) is a file that failed: dropping it would
+		 * remove its subscriptions and make the directory look clean to pruning. Only a name
+		 * gone since the listing (lstat fails too) is skipped.
+		 */
+		if (stat(path.data, &st) == 0) {
+			if (S_ISREG(st.st_mode)) {
+				struct evd_registry_scan_file *f = scan_add(scan, names[i], path.data);
+				f->rc = evd_registry_parse_file(f->path, opts, &f->subs, &f->diag);
+			}
+		} else {
+			int err = errno;
+			if (err != ENOENT || lstat(path.data, &st) == 0) {
+				struct evd_registry_scan_file *f = scan_add(scan, names[i], path.data);
+				evd_diag_add(&f->diag, EVD_DIAG_ERROR, f->path, 1, 1, NULL,
+					     "cannot read: %s", strerror(err));
+				f->rc = -err;
+			}
 		}
 		evd_buf_free(&path);
 		free(names[i]);

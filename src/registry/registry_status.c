@@ -10,6 +10,7 @@
  * and each consumer's state and counters from the last JetStream listing.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,40 @@ void evd_registry_status_json(struct evd_registry *reg, struct evd_buf *out)
 		cJSON_AddItemToObject(fo, "errors", diag_strings(&f->diag, EVD_DIAG_ERROR));
 		cJSON_AddItemToObject(fo, "warnings", diag_strings(&f->diag, EVD_DIAG_WARNING));
 		cJSON_AddItemToArray(files, fo);
+	}
+	/* Deletions waiting for subscriptions.delete_grace (or retrying): "deleting in N s". */
+	cJSON *deleting = cJSON_AddArrayToObject(root, "deleting");
+	uint64_t now = uv_now(reg->loop);
+	for (size_t i = 0; i < reg->ndeletes; i++) {
+		const struct reg_delete *d = &reg->deletes[i];
+		cJSON *o = cJSON_CreateObject();
+		char state[64];
+		uint64_t in_s = d->retry_at > now ? (d->retry_at - now + 999) / 1000 : 0;
+		const char *slash = strchr(d->what, '/');
+		const char *slash2 = slash ? strchr(slash + 1, '/') : NULL;
+		cJSON_AddStringToObject(o, "consumer", d->name);
+		if (slash2 && !d->orphan) {
+			char *ns = evd_xstrndup(d->what, (size_t)(slash - d->what));
+			char *name = evd_xstrndup(slash + 1, (size_t)(slash2 - slash - 1));
+			cJSON_AddStringToObject(o, "namespace", ns);
+			cJSON_AddStringToObject(o, "name", name);
+			cJSON_AddStringToObject(o, "subject", slash2 + 1);
+			free(ns);
+			free(name);
+		} else {
+			cJSON_AddStringToObject(o, "description", d->what);
+		}
+		cJSON_AddBoolToObject(o, "orphan", d->orphan);
+		if (d->busy)
+			snprintf(state, sizeof(state), "deleting now");
+		else if (d->attempts)
+			snprintf(state, sizeof(state), "deleting in %" PRIu64 " s (retry %u)", in_s,
+				 d->attempts);
+		else
+			snprintf(state, sizeof(state), "deleting in %" PRIu64 " s", in_s);
+		cJSON_AddStringToObject(o, "state", state);
+		cJSON_AddNumberToObject(o, "inSeconds", (double)in_s);
+		cJSON_AddItemToArray(deleting, o);
 	}
 	cJSON_AddNumberToObject(sum, "subscriptions", (double)active);
 	cJSON_AddNumberToObject(sum, "ready", (double)ready);

@@ -137,6 +137,8 @@ static void on_scan_done(uv_work_t *req, int status)
 					       "for the directory to come back"
 					     : "no subscriptions; watching for the directory to appear");
 		reg->dir_warned = true;
+		if (reg->dir_err != job->rc)
+			reg->stable_since = uv_now(reg->loop); /* no prune from a vanished directory */
 		reg->dir_err = job->rc;
 		free(reg->dir_error);
 		reg->dir_error = evd_buf_steal(&text);
@@ -166,6 +168,9 @@ static void on_scan_done(uv_work_t *req, int status)
 		reg->dir_warned = false;
 		free(reg->dir_error);
 		reg->dir_error = NULL;
+		/* A directory that just appeared is often still being filled (mkdir, then cp):
+		 * pruning waits until what it holds has been stable for delete_grace. */
+		reg->stable_since = uv_now(reg->loop);
 	}
 	if (!reg->fs_event_active || reg->watch_ino != job->ino || reg->watch_dev != job->dev) {
 		/* New, or replaced by another directory of the same name: watch the one there now. */
@@ -294,6 +299,7 @@ void reg_watch_switch(struct evd_registry *reg, const char *dir)
 	reg->dir_err = 0;
 	free(reg->dir_error);
 	reg->dir_error = NULL;
+	reg->stable_since = uv_now(reg->loop);
 	if (reg->scan)
 		reg->scan_again = true; /* its result is for the old directory: discarded */
 	else

@@ -776,6 +776,36 @@ static void test_scan_dir(void)
 	}
 	evd_registry_scan_free(scan);
 
+	/* b.yaml becomes a dangling link: a failed file whose previous version stays active, not a
+	 * file that vanished (which would delete its consumers and let pruning run). */
+	{
+		struct evd_registry_scan *s1 = NULL, *s2 = NULL;
+		CHECK_INT(evd_registry_scan_dir(dir, &opts, &s1, &d), 0);
+		struct evd_registry_set *prev = s1 ? evd_registry_set_next(NULL, s1) : NULL;
+		snprintf(sub, sizeof(sub), "%s/b.yaml", dir);
+		unlink(sub);
+		CHECK_INT(symlink("/nonexistent/evd-target.yaml", sub), 0);
+		CHECK_INT(evd_registry_scan_dir(dir, &opts, &s2, &d), 0);
+		if (s2 && prev) {
+			CHECK_INT(s2->nfiles, 2);
+			struct evd_registry_set *next = evd_registry_set_next(prev, s2);
+			const struct evd_registry_file *f = evd_registry_set_file(next, "b.yaml");
+			CHECK(f && f->failed);
+			CHECK_INT(next->active.count, 2);
+			struct evd_buf text = EVD_BUF_INIT;
+			if (f)
+				evd_diag_format(&f->diag, &text);
+			char want[700];
+			snprintf(want, sizeof(want), "%s:1:1: cannot read: No such file or directory", sub);
+			CHECK(text.data && strstr(text.data, want) != NULL);
+			evd_buf_free(&text);
+			evd_registry_set_free(next);
+		}
+		evd_registry_set_free(prev);
+		evd_registry_scan_free(s1);
+		evd_registry_scan_free(s2);
+	}
+
 	/* Clean up what this test made. */
 	for (size_t i = 0; i < NFILES(ignored); i++) {
 		snprintf(sub, sizeof(sub), "%s/%s", dir, ignored[i]);
