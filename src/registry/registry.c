@@ -195,12 +195,19 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 	for (size_t i = 0; i < diff->nsubs; i++)
 		log_sub_action(&diff->subs[i]);
 
-	/* Removed consumers leave the table and are queued for deletion. */
+	/*
+	 * Removed consumers leave the table and are queued for deletion. Found first, marked after:
+	 * a marked entry breaks the order the binary search of reg_consumer_find relies on.
+	 */
+	struct reg_consumer **gone = evd_xcalloc(diff->nremove + 1, sizeof(*gone));
 	for (size_t i = 0; i < diff->nremove; i++) {
 		const struct evd_registry_consumer_action *a = &diff->remove[i];
-		struct reg_consumer *c = reg_consumer_find(reg, a->sub->types[a->type].consumer);
-		if (c) {
-			c->name[0] = '\0'; /* sorts first; compacted below */
+		gone[i] = reg_consumer_find(reg, a->sub->types[a->type].consumer);
+	}
+	for (size_t i = 0; i < diff->nremove; i++) {
+		const struct evd_registry_consumer_action *a = &diff->remove[i];
+		if (gone[i] && gone[i]->name[0]) {
+			gone[i]->name[0] = '\0'; /* compacted below */
 			removed++;
 		}
 		struct evd_buf what = EVD_BUF_INIT;
@@ -209,6 +216,7 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 		evd_buf_free(&what);
 		remove_metric(reg, a->sub, a->type);
 	}
+	free(gone);
 	if (removed) {
 		size_t j = 0;
 		for (size_t i = 0; i < reg->nconsumers; i++) {

@@ -76,6 +76,11 @@ class NatsClient:
         assert "error" not in r, r
         return r
 
+    def publish(self, subject, data=b"{}"):
+        self.sock.sendall(f"PUB {subject} {len(data)}\r\n".encode() + data + b"\r\nPING\r\n")
+        while self.rfile.readline().strip() != b"PONG":
+            pass
+
     def stream_exists(self, stream=STREAM):
         return "error" not in self.request(f"$JS.API.STREAM.INFO.{stream}")
 
@@ -123,6 +128,9 @@ def sub(evd, ns, name):
 
 
 def start_external(tmp, config=None, name="evd"):
+    # Deletions wait subscriptions.delete_grace (10 s by default): 1 s keeps the tests short.
+    config = dict(config or {})
+    config["subscriptions"] = dict({"delete_grace": "1s"}, **config.get("subscriptions", {}))
     nats = track(NatsServer(tmp)).start()
     evd = track(Eventingd(tmp, nats_url=nats.url, config=config, name=name))
     return nats, evd
@@ -321,6 +329,188 @@ def test_nats_outage_and_lost_store(tmp):
     assert r.get("success"), r
     wait_for(lambda: name in nc.consumers(), 15, what="consumer re-created after deletion")
     assert "disappeared from stream" in evd.stderr()
+    assert evd.stop() == 0
+
+
+def ours(nc, ns, name, subject=SUBJECT):
+    """Creates a consumer shaped like eventingd's (left by a previous run or another instance)."""
+    cname = consumer_name(ns, name, subject)
+    nc.create_consumer(cname, {"description": f"{ns}/{name}/{subject}",
+                               "deliver_subject": "_EVD.deliver." + cname,
+                               "deliver_group": "eventingd", "ack_policy": "explicit",
+                               "filter_subject": subject, "deliver_policy": "new",
+                               "max_deliver": 110, "ack_wait": 30 * 10**9})
+    return cname
+
+
+def test_half_written_file_loses_nothing(tmp):
+    nats, evd = start_external(tmp, config={"subscriptions": {"delete_grace": "5s"}})
+    path = os.path.join(evd.subs_dir, "a.yaml")
+    good = manifest("half", types=["order.created.v1", "order.paid.v1"])
+    write(path, good)
+    evd.start()
+    evd.wait_ready()
+    nc = client(nats)
+    wait_for(lambda: sub(evd, "default", "half")["ready"], 5)
+    created = consumer_name("default", "half", SUBJECT)
+    paid = consumer_name("default", "half", "kyma.commerce.order.paid.v1")
+    before = nc.consumers()
+    nc.publish(SUBJECT)
+    wait_for(lambda: nc.consumers()[created]["num_pending"] == 1, 5, what="one event pending")
+
+    # Truncate, then write slowly (not atomically), as `kubectl get -o yaml > file` does.
+    with open(path, "w"):
+        pass
+    st = wait_for(lambda: subs(evd)["deleting"] and subs(evd), 3, what="deletions deferred")
+    states = {d["consumer"]: d["state"] for d in st["deleting"]}
+    assert set(states) == {created, paid}, st["deleting"]
+    assert all(v.startswith("deleting in ") and v.endswith(" s") for v in states.values()), states
+    assert st["summary"]["consumerDeletesPending"] == 2, st["summary"]
+    time.sleep(1)
+    with open(path, "w") as f:
+        half = len(good) // 2
+        f.write(good[:half])
+        f.flush()
+        time.sleep(0.5)
+        f.write(good[half:])
+    wait_for(lambda: (sub(evd, "default", "half") or {}).get("ready"), 5, what="back")
+    time.sleep(5.5)  # past the grace period
+    after = nc.consumers()
+    for name in (created, paid):
+        assert after[name]["created"] == before[name]["created"], "kept, not re-created"
+    assert after[created]["num_pending"] == 1, "the pending event is still there"
+    assert "deleted consumer" not in evd.stderr()
+    assert "is wanted again: not deleting it" in evd.stderr()
+    assert subs(evd)["deleting"] == []
+
+    # Deleted on purpose: the consumers go, after the grace period and not before.
+    metrics = lambda: http_request("GET", evd.admin + "/metrics")[2].decode()
+    assert 'subscription_name="half"' in metrics()
+    os.remove(path)
+    wait_for(lambda: len(subs(evd)["deleting"]) == 2, 3, what="deletions queued")
+    t0 = time.monotonic()
+    time.sleep(3)
+    assert created in nc.consumers() and paid in nc.consumers(), "not hastily"
+    wait_for(lambda: created not in nc.consumers() and paid not in nc.consumers(), 10,
+             what="consumers deleted after the grace period")
+    assert time.monotonic() - t0 >= 3.5
+    assert "deleted consumer " + created in evd.stderr()
+    # Its series go with it (eventing_ec_subscription_status and ..._subscribed_total).
+    assert 'subscription_name="half"' not in metrics(), metrics()
+    assert evd.stop() == 0
+
+
+def test_directory_appearing_later_prunes_nothing_wanted(tmp):
+    missing = os.path.join(tmp, "later.d")
+    nats, evd = start_external(tmp, config={"subscriptions": {"prune_orphans": True, "dir": missing,
+                                                              "delete_grace": "3s"}})
+    nc = client(nats)
+    # The previous run's consumers (the stream is created by eventingd: start it first).
+    evd.start()
+    evd.wait_ready()
+    wait_for(lambda: nc.stream_exists(), 5)
+    assert evd.stop() == 0
+    one, two = ours(nc, "default", "one"), ours(nc, "default", "two")
+    orphan = ours(nc, "default", "gone")
+    before = nc.consumers()
+    evd.start()
+    evd.wait_ready()
+    wait_for(lambda: subs(evd)["directoryError"], 5)
+    os.makedirs(missing)
+    time.sleep(2.5)  # the missing directory is looked for every 2 s: seen empty
+    write(os.path.join(missing, "one.yaml"), manifest("one"))
+    time.sleep(0.5)
+    write(os.path.join(missing, "two.yaml"), manifest("two"))
+    wait_for(lambda: (sub(evd, "default", "one") or {}).get("ready") and
+             (sub(evd, "default", "two") or {}).get("ready"), 5, what="both ready")
+    # The orphan goes once the set was stable for 3 s and its own 3 s grace passed.
+    wait_for(lambda: orphan not in nc.consumers(), 15, what="orphan pruned")
+    after = nc.consumers()
+    for name in (one, two):
+        assert after[name]["created"] == before[name]["created"], "re-bound, not pruned"
+    assert "pruned orphan consumer " + orphan in evd.stderr()
+    assert "pruned orphan consumer " + one not in evd.stderr()
+    assert evd.stop() == 0
+
+
+def test_reload_of_nats_url_keeps_prune_default(tmp):
+    nats, evd = start_external(tmp)  # external: prune_orphans defaults to false
+    write(os.path.join(evd.subs_dir, "a.yaml"), manifest("mine"))
+    evd.start()
+    evd.wait_ready()
+    nc = client(nats)
+    wait_for(lambda: sub(evd, "default", "mine")["ready"], 5)
+    theirs = ours(nc, "default", "another-instance")
+    evd.config["nats"]["url"] = "embedded"
+    evd.write_config()
+    evd.signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in evd.stderr(), 5)
+    assert "take effect only after a restart: nats.url" in evd.stderr(), evd.stderr()
+    # A rescan and what a prune would need: a stable set (1 s) and the grace (1 s).
+    evd.signal(signal.SIGHUP)
+    time.sleep(4)
+    assert theirs in nc.consumers(), "another instance's consumer untouched"
+    assert "orphan" not in evd.stderr()
+    assert evd.stop() == 0
+
+
+def test_failed_delete_never_hits_a_wanted_consumer(tmp):
+    nats, evd = start_external(tmp, config={"subscriptions": {"delete_grace": "0"}})
+    path = os.path.join(evd.subs_dir, "a.yaml")
+    write(path, manifest("flaky"))
+    evd.start()
+    evd.wait_ready()
+    nc = client(nats)
+    name = consumer_name("default", "flaky", SUBJECT)
+    wait_for(lambda: sub(evd, "default", "flaky")["ready"], 5)
+    nats.proc.send_signal(signal.SIGSTOP)
+    try:
+        os.remove(path)
+        wait_for(lambda: subs(evd)["deleting"] and subs(evd)["deleting"][0]["state"] == "deleting now",
+                 5, what="the delete sent")
+        write(path, manifest("flaky"))  # back while the delete hangs
+        wait_for(lambda: f"consumer {name} (default/flaky/{SUBJECT}): deleting the consumer"
+                 in evd.stderr() or "wanted again after its deletion" in evd.stderr(),
+                 20, what="the delete timed out")
+    finally:
+        nats.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: name in nc.consumers() and sub(evd, "default", "flaky")["ready"], 20,
+             what="consumer there and ready")
+    # Nothing retries the delete: it stays there (a ready consumer is never deleted).
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        assert name in nc.consumers(), "a wanted consumer was deleted"
+        time.sleep(0.2)
+    assert sub(evd, "default", "flaky")["ready"]
+    assert subs(evd)["deleting"] == []
+    assert evd.stop() == 0
+
+
+def test_unreadable_file_keeps_previous_version(tmp):
+    nats, evd = start_external(tmp, config={"subscriptions": {"prune_orphans": True}})
+    path = os.path.join(evd.subs_dir, "b.yaml")
+    write(path, manifest("linked"))
+    evd.start()
+    evd.wait_ready()
+    nc = client(nats)
+    name = consumer_name("default", "linked", SUBJECT)
+    wait_for(lambda: sub(evd, "default", "linked")["ready"], 5)
+    os.remove(path)
+    os.symlink(os.path.join(tmp, "nowhere.yaml"), path)
+    f = wait_for(lambda: [f for f in subs(evd)["files"] if f["file"] == path and f["failed"]], 5,
+                 what="the dangling link reported")[0]
+    assert f["errors"] == [f"{path}:1:1: cannot read: No such file or directory"], f
+    assert f["previousVersionActive"], f
+    time.sleep(3)
+    assert sub(evd, "default", "linked")["ready"]
+    assert name in nc.consumers()
+    assert subs(evd)["deleting"] == []
+    cfg = os.path.join(tmp, "check.yaml")
+    with open(cfg, "w") as out:
+        out.write(f"subscriptions:\n  dir: {evd.subs_dir}\n")
+    rc, out, err = eventingd_cli("check", "-c", cfg)
+    assert rc == 78, (rc, out, err)
+    assert f"{path}:1:1: cannot read: No such file or directory" in err, err
     assert evd.stop() == 0
 
 
