@@ -132,6 +132,7 @@ static const struct field config_v1_fields[] = {
 
 struct raw_type {
 	char *value;
+	bool bad; /* already reported: no subject is built for it */
 	int line;
 	int col;
 	char path[PATH_MAX_LEN];
@@ -149,6 +150,7 @@ struct doc {
 
 	bool type_matching_ok;
 	bool have_source;
+	bool source_bad; /* already reported */
 	int source_line;
 	int source_col;
 	char source_path[PATH_MAX_LEN];
@@ -651,22 +653,26 @@ static void validate_source_types(struct doc *d)
 
 	if (d->have_source && d->type_matching_ok) {
 		const char *why;
-		if (!s->source[0] && !exact)
+		if (!s->source[0] && !exact) {
 			error_at(d, d->source_line, d->source_col, d->source_path,
 				 "must not be empty");
-		else if (s->source[0] && (why = evd_registry_check_uri_reference(s->source)))
+			d->source_bad = true;
+		} else if (s->source[0] && (why = evd_registry_check_uri_reference(s->source))) {
 			error_at(d, d->source_line, d->source_col, d->source_path,
 				 "must be valid as per RFC 3986 (%s)", why);
+			d->source_bad = true;
+		}
 	}
 	if (d->ntypes == 0 && d->types_path) {
 		error_at(d, d->types_line, d->types_col, d->types_path, "must not be empty");
 		return;
 	}
 	for (size_t i = 0; i < d->ntypes; i++) {
-		const struct raw_type *t = &d->types[i];
+		struct raw_type *t = &d->types[i];
 		bool dup = false;
 		for (size_t j = 0; j < i; j++)
 			dup |= strcmp(d->types[j].value, t->value) == 0;
+		size_t errors = d->diag->errors;
 		if (!t->value[0])
 			error_at(d, t->line, t->col, t->path, "must not be of length zero");
 		else if (dup)
@@ -683,16 +689,25 @@ static void validate_source_types(struct doc *d)
 				 "must not contain whitespace, '*' or '>' with typeMatching exact (exact "
 				 "types are not cleaned, and these would make the NATS subject a "
 				 "wildcard)");
+		t->bad = d->diag->errors > errors;
 	}
 }
 
-/* Subjects and consumer names, once the spec is valid. */
+/*
+ * Subjects and consumer names. Runs on a spec with errors too, for the types and source that
+ * were fine, so that every error is reported in one pass (a bad sink does not hide a type that
+ * maps to no subject); the caller drops the subscription when anything failed.
+ */
 static void build_types(struct doc *d)
 {
 	struct evd_subscription *s = d->sub;
 	const char *prefix = d->opts->subject_prefix;
 	bool exact = s->type_matching == EVD_TYPE_MATCHING_EXACT;
 
+	if (!d->type_matching_ok || !d->ntypes)
+		return;
+	if (!exact && (!d->have_source || d->source_bad || !s->source))
+		return; /* reported already: no subject can be built */
 	if (!exact) {
 		char *cs = evd_event_clean_source(s->source);
 		bool empty = !cs || !cs[0];
@@ -713,6 +728,8 @@ static void build_types(struct doc *d)
 		t->line = r->line;
 		t->col = r->col;
 		t->same_consumer_as = -1;
+		if (r->bad)
+			continue;
 		if (exact) {
 			t->clean = evd_xstrdup(r->value);
 			t->subject = evd_event_subject_exact(prefix, r->value);
@@ -730,6 +747,8 @@ static void build_types(struct doc *d)
 			continue;
 		}
 		char name[EVD_SUB_CONSUMER_NAME_LEN + 1];
+		if (!s->name)
+			continue; /* reported already (metadata.name) */
 		if (evd_subscription_consumer_name(s->ns, s->name, t->subject, name) != 0) {
 			error_at(d, r->line, r->col, r->path, "cannot compute the consumer name");
 			continue;
@@ -809,10 +828,8 @@ static struct evd_subscription *parse_doc(const char *file, const struct evd_reg
 	sink(&d, n);
 	if (d.sub->nconfig > 1)
 		qsort(d.sub->config, d.sub->nconfig, sizeof(*d.sub->config), config_cmp);
-	if (doc_failed(&d) || !d.sub->name)
-		goto fail;
 	build_types(&d);
-	if (doc_failed(&d))
+	if (doc_failed(&d) || !d.sub->name)
 		goto fail;
 
 	sort_by_position(&d.sub->warnings, 0);

@@ -324,6 +324,16 @@ static const struct bad_case bad_cases[] = {
 	{ V2 "  source: s\n  types: [a.*.b]\n  sink: http://h/\n",
 	  "t.yaml:7:11: spec.types[0]: maps to NATS subject \"kyma.s.a..b\", which has an empty "
 	  "segment\n" },
+	/* Every error in one pass: a bad sink or a bad type does not hide a subject error. */
+	{ V2 "  source: s\n  types: [a.*.b, x, c.d]\n  sink: ftp://h/\n",
+	  "t.yaml:7:11: spec.types[0]: maps to NATS subject \"kyma.s.a..b\", which has an empty "
+	  "segment\n"
+	  "t.yaml:7:18: spec.types[1]: must have minimum 2 segments\n"
+	  "t.yaml:8:9: spec.sink: must have URL scheme 'http' or 'https'\n" },
+	{ V2 "  source: \"///\"\n  types: [a.b]\n  sink: ftp://h/\n",
+	  "t.yaml:6:11: spec.source: must keep at least one character once whitespace, '.', '>', "
+	  "'*', '/' and '\\' are removed (it becomes a segment of the NATS subject)\n"
+	  "t.yaml:8:9: spec.sink: must have URL scheme 'http' or 'https'\n" },
 	{ V2 "  source: \"///\"\n  types: [a.b]\n  sink: http://h/\n",
 	  "t.yaml:6:11: spec.source: must keep at least one character once whitespace, '.', '>', "
 	  "'*', '/' and '\\' are removed (it becomes a segment of the NATS subject)\n" },
