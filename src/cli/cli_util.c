@@ -6,24 +6,36 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include "cli/cli_internal.h"
+#include "util/util_addr.h"
 
 void evd_cli_url_from_listen(const char *l, char *out, size_t len)
 {
-	/* A wildcard listener accepts on loopback too; that is where a local client goes. */
-	if (l[0] == ':')
-		snprintf(out, len, "http://127.0.0.1%s", l);
-	else if (strncmp(l, "0.0.0.0:", 8) == 0)
-		snprintf(out, len, "http://127.0.0.1:%s", l + 8);
-	else if (strncmp(l, "[::]:", 5) == 0)
-		snprintf(out, len, "http://[::1]:%s", l + 5);
-	else
-		snprintf(out, len, "http://%s", l);
+	struct sockaddr_storage ss;
+	const struct sockaddr_in *in4 = (const struct sockaddr_in *)&ss;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+	/*
+	 * A wildcard listener (":P", "*:P", "0.0.0.0:P", "[::]:P": whatever the config accepts as
+	 * "all interfaces") accepts on loopback too; that is where a local client goes.
+	 */
+	if (evd_addr_parse(l, &ss, NULL, 0) == 0) {
+		if (ss.ss_family == AF_INET && in4->sin_addr.s_addr == htonl(INADDR_ANY)) {
+			snprintf(out, len, "http://127.0.0.1:%u", (unsigned)ntohs(in4->sin_port));
+			return;
+		}
+		if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) {
+			snprintf(out, len, "http://[::1]:%u", (unsigned)ntohs(in6->sin6_port));
+			return;
+		}
+	}
+	snprintf(out, len, "http://%s", l);
 	size_t n = strlen(out);
 	while (n > 7 && out[n - 1] == '/')
 		out[--n] = '\0';

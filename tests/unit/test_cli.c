@@ -21,6 +21,11 @@ static void test_url_from_listen(void)
 		{ "[::]:8080", "http://[::1]:8080" },
 		{ "[::1]:8080", "http://[::1]:8080" },
 		{ "localhost:8080/", "http://localhost:8080" },
+		/* Every wildcard the config accepts goes to loopback. */
+		{ "*:18491", "http://127.0.0.1:18491" },
+		{ "[::0]:8080", "http://[::1]:8080" },
+		{ "[0:0::0]:8080", "http://[::1]:8080" },
+		{ "192.168.1.2:80", "http://192.168.1.2:80" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		char out[128];
