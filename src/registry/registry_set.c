@@ -248,9 +248,22 @@ static void pick_winners(struct evd_registry_set *set, const struct evd_registry
 struct subject_ref {
 	const char *subject;
 	struct evd_subscription *sub;
+	size_t index; /* of sub in active */
 	size_t type;
 	struct evd_registry_file *file;
 };
+
+static int collision_cmp(const void *a, const void *b)
+{
+	const struct evd_registry_collision *x = a, *y = b;
+	if (x->sub != y->sub)
+		return x->sub < y->sub ? -1 : 1;
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	if (x->other_sub != y->other_sub)
+		return x->other_sub < y->other_sub ? -1 : 1;
+	return x->other_type < y->other_type ? -1 : x->other_type > y->other_type;
+}
 
 static int subject_ref_cmp(const void *a, const void *b)
 {
@@ -281,7 +294,7 @@ static void warn_collisions(struct evd_registry_set *set)
 		struct evd_registry_file *f = file_of(set, s);
 		refs = evd_xrealloc(refs, (n + s->ntypes + 1) * sizeof(*refs));
 		for (size_t t = 0; t < s->ntypes; t++)
-			refs[n++] = (struct subject_ref){ s->types[t].subject, s, t, f };
+			refs[n++] = (struct subject_ref){ s->types[t].subject, s, i, t, f };
 	}
 	sort(refs, n, sizeof(*refs), subject_ref_cmp);
 	for (size_t i = 0; i < n;) {
@@ -290,6 +303,25 @@ static void warn_collisions(struct evd_registry_set *set)
 			end++;
 		for (size_t k = i; k < end; k++) {
 			const struct evd_sub_type *mine = &refs[k].sub->types[refs[k].type];
+			for (size_t o = i; o < end; o++) {
+				const struct evd_sub_type *other = &refs[o].sub->types[refs[o].type];
+				if (refs[o].sub == refs[k].sub ||
+				    strcmp(other->original, mine->original) == 0)
+					continue;
+				struct evd_buf text = EVD_BUF_INIT;
+				evd_buf_printf(&text, "type collision: \"%s\" maps to NATS subject \"%s\", "
+						      "as type \"%s\" of subscription %s/%s (%s:%d) does; "
+						      "both subscribers receive the events of both types",
+					       mine->original, mine->subject, other->original,
+					       refs[o].sub->ns, refs[o].sub->name, refs[o].sub->file,
+					       other->line);
+				set->collisions = evd_xrealloc(set->collisions, (set->ncollisions + 1) *
+									       sizeof(*set->collisions));
+				set->collisions[set->ncollisions++] = (struct evd_registry_collision){
+					refs[k].index, refs[k].type, refs[o].index, refs[o].type,
+					evd_buf_steal(&text)
+				};
+			}
 			for (size_t o = i; o < end; o++) {
 				const struct evd_sub_type *other = &refs[o].sub->types[refs[o].type];
 				if (refs[o].sub == refs[k].sub ||
@@ -310,6 +342,42 @@ static void warn_collisions(struct evd_registry_set *set)
 		i = end;
 	}
 	free(refs);
+	if (set->ncollisions > 1)
+		qsort(set->collisions, set->ncollisions, sizeof(*set->collisions), collision_cmp);
+}
+
+const struct evd_registry_collision *evd_registry_set_collisions(const struct evd_registry_set *set,
+								 size_t sub, size_t *n)
+{
+	size_t lo = 0, hi = set ? set->ncollisions : 0;
+
+	*n = 0;
+	while (lo < hi) { /* the first entry of sub or later */
+		size_t mid = lo + (hi - lo) / 2;
+		if (set->collisions[mid].sub < sub)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (lo + *n < set->ncollisions && set->collisions[lo + *n].sub == sub)
+		(*n)++;
+	return *n ? &set->collisions[lo] : NULL;
+}
+
+size_t evd_registry_set_index(const struct evd_registry_set *set, const struct evd_subscription *s)
+{
+	size_t lo = 0, hi = set ? set->active.count : 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = sub_cmp(set->active.items[mid], s);
+		if (!c)
+			return set->active.items[mid] == s ? mid : (size_t)-1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (size_t)-1;
 }
 
 struct evd_registry_set *evd_registry_set_next(const struct evd_registry_set *prev,
@@ -360,6 +428,9 @@ void evd_registry_set_free(struct evd_registry_set *set)
 	}
 	free(set->files);
 	evd_sub_list_clear(&set->active);
+	for (size_t i = 0; i < set->ncollisions; i++)
+		free(set->collisions[i].text);
+	free(set->collisions);
 	free(set);
 }
 

@@ -74,18 +74,35 @@ struct evd_registry_file {
 	struct evd_diag diag;     /* the latest read's diagnostics plus the set's own */
 };
 
+/* One type of an active subscription whose subject another subscription's other type reaches. */
+struct evd_registry_collision {
+	size_t sub;  /* index in active */
+	size_t type; /* index in its types */
+	size_t other_sub, other_type;
+	char *text;  /* "type collision: ..." */
+};
+
 struct evd_registry_set {
 	struct evd_registry_file *files; /* sorted by name */
 	size_t nfiles;
 	struct evd_sub_list active; /* sorted by (namespace, name) */
 	size_t errors;              /* totals over every file's diag */
 	size_t warnings;
+	/* Every colliding pair, sorted by (sub, type, other_sub, other_type): computed once per
+	 * set, so the status (on the loop, per request) only looks its subscription's range up. */
+	struct evd_registry_collision *collisions;
+	size_t ncollisions;
 };
 
 /* prev is NULL at start-up. Never fails: problems are diagnostics of the files. */
 struct evd_registry_set *evd_registry_set_next(const struct evd_registry_set *prev,
 					       const struct evd_registry_scan *scan);
 void evd_registry_set_free(struct evd_registry_set *set);
+/* The collisions of active[sub]: *n entries from the returned one (NULL when none). */
+const struct evd_registry_collision *evd_registry_set_collisions(const struct evd_registry_set *set,
+								 size_t sub, size_t *n);
+/* The index of s in active, or (size_t)-1. */
+size_t evd_registry_set_index(const struct evd_registry_set *set, const struct evd_subscription *s);
 struct evd_subscription *evd_registry_set_find(const struct evd_registry_set *set,
 					       const char *ns, const char *name);
 const struct evd_registry_file *evd_registry_set_file(const struct evd_registry_set *set,

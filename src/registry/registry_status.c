@@ -76,33 +76,19 @@ static void add_condition(cJSON *conds, const char *type, bool ok, const char *r
 	cJSON_AddItemToArray(conds, c);
 }
 
-/* Kyma's silent type collisions, as warnings: other subscriptions' types on one of s's subjects. */
+/* Kyma's silent type collisions, as warnings: other subscriptions' types on one of s's subjects
+ * (computed once per applied set, registry_set.c). */
 static void collisions(const struct evd_registry *reg, const struct evd_subscription *s,
 		       cJSON *warnings, struct evd_buf *first)
 {
-	for (size_t t = 0; t < s->ntypes; t++) {
-		const struct evd_sub_type *mine = &s->types[t];
-		for (size_t i = 0; i < reg->set->active.count; i++) {
-			const struct evd_subscription *o = reg->set->active.items[i];
-			if (o == s)
-				continue;
-			for (size_t k = 0; k < o->ntypes; k++) {
-				const struct evd_sub_type *other = &o->types[k];
-				if (strcmp(other->subject, mine->subject) != 0 ||
-				    strcmp(other->original, mine->original) == 0)
-					continue;
-				struct evd_buf b = EVD_BUF_INIT;
-				evd_buf_printf(&b, "type collision: \"%s\" maps to NATS subject \"%s\", as "
-						   "type \"%s\" of subscription %s/%s (%s:%d) does; both "
-						   "subscribers receive the events of both types",
-					       mine->original, mine->subject, other->original, o->ns,
-					       o->name, o->file, other->line);
-				cJSON_AddItemToArray(warnings, cJSON_CreateString(b.data));
-				if (!first->len)
-					evd_buf_append_str(first, b.data);
-				evd_buf_free(&b);
-			}
-		}
+	size_t n, index = evd_registry_set_index(reg->set, s);
+	const struct evd_registry_collision *c =
+		index == (size_t)-1 ? NULL : evd_registry_set_collisions(reg->set, index, &n);
+
+	for (size_t i = 0; c && i < n; i++) {
+		cJSON_AddItemToArray(warnings, cJSON_CreateString(c[i].text));
+		if (!first->len)
+			evd_buf_append_str(first, c[i].text);
 	}
 }
 

@@ -735,6 +735,24 @@ static void test_collisions(void)
 		     "subscribers receive the events of both types\n");
 	CHECK_INT(s->errors, 0);
 	CHECK_INT(s->active.count, 3);
+	/* The pairs, once per set, for the status: active is (one, three, two) by name; "two"
+	 * collides with both others, each of them with "two" only. */
+	CHECK_INT(s->ncollisions, 4);
+	static const size_t want_n[] = { 1, 1, 2 };
+	for (size_t i = 0; i < s->active.count && i < 3; i++) {
+		size_t n = 99;
+		const struct evd_registry_collision *c = evd_registry_set_collisions(s, i, &n);
+		CHECK_INT(n, want_n[i]);
+		CHECK_INT(evd_registry_set_index(s, s->active.items[i]), i);
+		for (size_t k = 0; c && k < n; k++) {
+			CHECK_INT(c[k].sub, i);
+			CHECK(strncmp(c[k].text, "type collision: ", 16) == 0);
+		}
+	}
+	size_t n = 0;
+	const struct evd_registry_collision *two = evd_registry_set_collisions(s, 2, &n);
+	CHECK(two && n == 2 && two[0].other_sub == 0 && two[1].other_sub == 1);
+	CHECK(evd_registry_set_collisions(s, 3, &n) == NULL && n == 0);
 	free(d);
 	evd_registry_set_free(s);
 }
