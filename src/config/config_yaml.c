@@ -10,6 +10,8 @@
 
 /* Deep enough for any config or manifest; bounds recursion-free stack use on hostile input. */
 #define YAML_MAX_DEPTH 64
+/* A mapping with more keys than this finds duplicates with a hash set instead of a scan. */
+#define YAML_HASH_FROM 16
 
 static void node_free(struct evd_yaml_node *n)
 {
@@ -76,7 +78,67 @@ const char *evd_yaml_kind_name(enum evd_yaml_kind kind)
 struct frame {
 	struct evd_yaml_node *node;
 	struct evd_yaml_node *pending_key; /* scalar read as a key, value not yet seen */
+	/* Big mappings: the keys seen so far (pointers to strings the nodes own), open addressing,
+	 * so a 60,000-key mapping is not 1.8 billion comparisons. */
+	const char **keys;
+	size_t keys_cap; /* a power of two, or 0 */
+	size_t nkeys;
 };
+
+static size_t key_hash(const char *s)
+{
+	size_t h = 1469598103934665603u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+/* true: key was there already; else it is added. */
+static bool keys_insert(struct frame *f, const char *key)
+{
+	if ((f->nkeys + 1) * 2 > f->keys_cap) {
+		size_t cap = f->keys_cap ? f->keys_cap * 2 : 64;
+		const char **old = f->keys;
+		size_t old_cap = f->keys_cap;
+		f->keys = evd_xcalloc(cap, sizeof(*f->keys));
+		f->keys_cap = cap;
+		for (size_t i = 0; i < old_cap; i++) {
+			if (!old[i])
+				continue;
+			size_t j = key_hash(old[i]) & (cap - 1);
+			while (f->keys[j])
+				j = (j + 1) & (cap - 1);
+			f->keys[j] = old[i];
+		}
+		free(old);
+	}
+	size_t j = key_hash(key) & (f->keys_cap - 1);
+	for (; f->keys[j]; j = (j + 1) & (f->keys_cap - 1))
+		if (strcmp(f->keys[j], key) == 0)
+			return true;
+	f->keys[j] = key;
+	f->nkeys++;
+	return false;
+}
+
+static bool duplicate_key(struct frame *f, const char *key)
+{
+	if (f->node->count < YAML_HASH_FROM)
+		return evd_yaml_map_get(f->node, key) != NULL;
+	if (!f->keys) /* switching over: every key so far */
+		for (const struct evd_yaml_node *c = f->node->first; c; c = c->next)
+			keys_insert(f, c->key);
+	return keys_insert(f, key);
+}
+
+static void frame_clear(struct frame *f)
+{
+	node_free(f->pending_key);
+	f->pending_key = NULL;
+	free(f->keys);
+	f->keys = NULL;
+	f->keys_cap = f->nkeys = 0;
+}
 
 struct builder {
 	const char *name;
@@ -117,7 +179,7 @@ static int place(struct builder *b, struct evd_yaml_node *n)
 			node_free(n);
 			return -EINVAL;
 		}
-		if (evd_yaml_map_get(f->node, n->value)) {
+		if (duplicate_key(f, n->value)) {
 			evd_diag_add(b->diag, EVD_DIAG_ERROR, b->name, n->line, n->col, n->value,
 				     "duplicate key (each key may appear once in a mapping)");
 			node_free(n);
@@ -145,8 +207,8 @@ static int push(struct builder *b, struct evd_yaml_node *n)
 		node_free(n);
 		return -EINVAL;
 	}
+	memset(&b->stack[b->depth], 0, sizeof(b->stack[b->depth]));
 	b->stack[b->depth].node = n;
-	b->stack[b->depth].pending_key = NULL;
 	b->depth++;
 	return 0;
 }
@@ -154,7 +216,7 @@ static int push(struct builder *b, struct evd_yaml_node *n)
 static int pop(struct builder *b)
 {
 	struct frame *f = &b->stack[--b->depth];
-	node_free(f->pending_key);
+	frame_clear(f);
 	return place(b, f->node);
 }
 
@@ -162,7 +224,7 @@ static void unwind(struct builder *b)
 {
 	while (b->depth > 0) {
 		struct frame *f = &b->stack[--b->depth];
-		node_free(f->pending_key);
+		frame_clear(f);
 		node_free(f->node);
 	}
 	node_free(b->doc_root);
@@ -268,10 +330,20 @@ static int parse(yaml_parser_t *parser, const char *name, struct evd_yaml_stream
 	return 0;
 }
 
+static int too_big(const char *name, struct evd_diag *diag)
+{
+	evd_diag_add(diag, EVD_DIAG_ERROR, name, 1, 1, NULL,
+		     "larger than %d KiB: configurations and subscription manifests are small; "
+		     "split the file", EVD_YAML_MAX_BYTES / 1024);
+	return -EFBIG;
+}
+
 int evd_yaml_parse_string(const char *name, const char *text, size_t len,
 			  struct evd_yaml_stream **out, struct evd_diag *diag)
 {
 	yaml_parser_t parser;
+	if (len > EVD_YAML_MAX_BYTES)
+		return too_big(name, diag);
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
@@ -288,14 +360,31 @@ int evd_yaml_parse_file(const char *path, struct evd_yaml_stream **out, struct e
 		evd_diag_add(diag, EVD_DIAG_ERROR, path, 1, 1, NULL, "cannot read: %s", strerror(err));
 		return -err;
 	}
-	yaml_parser_t parser;
-	if (!yaml_parser_initialize(&parser)) {
-		fclose(f);
-		return -ENOMEM;
+	/* Read at most one byte over the limit, whatever the file is (a pipe, a growing file). */
+	size_t cap = 4096, len = 0;
+	char *text = evd_xmalloc(cap);
+	int err = 0;
+	for (;;) {
+		size_t n = fread(text + len, 1, cap - len, f);
+		len += n;
+		if (len < cap) {
+			if (ferror(f))
+				err = errno ? errno : EIO;
+			break;
+		}
+		if (len > EVD_YAML_MAX_BYTES)
+			break;
+		cap *= 2;
+		text = evd_xrealloc(text, cap);
 	}
-	yaml_parser_set_input_file(&parser, f);
-	int rc = parse(&parser, path, out, diag);
-	yaml_parser_delete(&parser);
 	fclose(f);
+	int rc;
+	if (err) {
+		evd_diag_add(diag, EVD_DIAG_ERROR, path, 1, 1, NULL, "cannot read: %s", strerror(err));
+		rc = -err;
+	} else {
+		rc = evd_yaml_parse_string(path, text, len, out, diag);
+	}
+	free(text);
 	return rc;
 }

@@ -55,8 +55,15 @@ struct evd_yaml_stream {
 };
 
 /*
+ * Configurations and subscription manifests are small; a bigger text is refused before parsing
+ * (the daemon reads the subscription directory every 30 s).
+ */
+#define EVD_YAML_MAX_BYTES (1024 * 1024)
+
+/*
  * Reads a whole file. On a syntax error adds a diagnostic to diag (with the position libyaml
- * reports) and returns -EINVAL; an unreadable file is -errno with a diagnostic at 1:1.
+ * reports) and returns -EINVAL; an unreadable file is -errno with a diagnostic at 1:1, a text
+ * over EVD_YAML_MAX_BYTES (either function) -EFBIG with a diagnostic at 1:1.
  * *out is set only on success.
  */
 int evd_yaml_parse_file(const char *path, struct evd_yaml_stream **out, struct evd_diag *diag);
