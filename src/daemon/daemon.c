@@ -297,8 +297,10 @@ static void daemon_reload(struct evd_daemon *d)
 		evd_http_server_set_max_body_size(d->publish_srv,
 						  (size_t)next->publish.max_request_size);
 	if (d->registry) {
-		evd_registry_set_config(d->registry, next);
+		/* Rescan first: a pending scan keeps the kick of set_config from pruning (a new
+		 * prune_orphans) with the set read before the signal. */
 		evd_registry_rescan(d->registry);
+		evd_registry_set_config(d->registry, next);
 	}
 
 	struct retired_config *r = evd_xcalloc(1, sizeof(*r));

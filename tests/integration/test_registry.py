@@ -454,6 +454,33 @@ def test_reload_of_nats_url_keeps_prune_default(tmp):
     assert evd.stop() == 0
 
 
+def test_reload_prunes_from_the_new_set_only(tmp):
+    # SIGHUP that turns pruning on and switches to a directory that wants an existing consumer:
+    # the prune must wait for the new directory's set, not run from the old one.
+    nats, evd = start_external(tmp)
+    write(os.path.join(evd.subs_dir, "a.yaml"), manifest("old"))
+    evd.start()
+    evd.wait_ready()
+    nc = client(nats)
+    wait_for(lambda: sub(evd, "default", "old")["ready"], 5)
+    wanted = ours(nc, "default", "moved")
+    created = nc.consumers()[wanted]["created"]
+    other = os.path.join(tmp, "other.d")
+    os.makedirs(other)
+    write(os.path.join(other, "m.yaml"), manifest("moved"))
+    evd.config["subscriptions"]["dir"] = other
+    evd.config["subscriptions"]["prune_orphans"] = True
+    evd.write_config()
+    evd.signal(signal.SIGHUP)
+    wait_for(lambda: (sub(evd, "default", "moved") or {}).get("ready"), 5, what="new directory")
+    old = consumer_name("default", "old", SUBJECT)
+    wait_for(lambda: old not in nc.consumers(), 10, what="the old directory's consumer deleted")
+    assert nc.consumers()[wanted]["created"] == created, "re-bound, never pruned"
+    assert "orphan consumer " + wanted not in evd.stderr()
+    assert "deleted consumer " + wanted not in evd.stderr()
+    assert evd.stop() == 0
+
+
 def test_failed_delete_never_hits_a_wanted_consumer(tmp):
     nats, evd = start_external(tmp, config={"subscriptions": {"delete_grace": "0"}})
     path = os.path.join(evd.subs_dir, "a.yaml")
