@@ -26,11 +26,19 @@
  *                                  nats.c refuses for queue subscriptions and JetStream cannot
  *                                  change; deleting it would drop its pending events silently.
  *
+ * Delete: never at once. A file read while empty or half-written is valid YAML with fewer
+ * subscriptions, so a consumer no longer wanted waits subscriptions.delete_grace and is deleted
+ * only if no subscription of the set applied by then wants it; a delete that fails is retried,
+ * but dropped once the consumer is wanted again, and one that was running when the consumer
+ * came back leaves it to be verified (re-created) again.
+ *
  * Prune (subscriptions.prune_orphans), after the start-up reconcile and after each reconnect,
  * only when every file of the directory was read without errors (a broken file's consumers
- * cannot be told from orphans): a consumer is ours when it has our deliver group or deliver
- * subject prefix AND its name is Kyma's hash of its description "<ns>/<name>/<subject>"; ours
- * and wanted by no active subscription -> deleted. Anything else is never touched.
+ * cannot be told from orphans), no scan is due or running, and the set has been stable for
+ * delete_grace (a directory being filled): a consumer is ours when it has our deliver group or
+ * deliver subject prefix AND its name is Kyma's hash of its description "<ns>/<name>/<subject>";
+ * ours and wanted by no active subscription -> queued as a deferred delete like any other.
+ * Anything else is never touched.
  */
 #include <errno.h>
 #include <inttypes.h>
