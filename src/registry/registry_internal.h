@@ -85,6 +85,7 @@ struct evd_registry {
 	dev_t watch_dev;
 	uv_timer_t rescan_timer;  /* periodic safety net */
 	struct reg_scan_job *scan; /* on the thread pool, or NULL */
+	uint64_t settle_first;    /* uv_now() of the first scan put off for a fresh file, or 0 */
 	bool scan_again;          /* a change arrived while scanning */
 	int dir_err;              /* 0, or -errno of the last listing */
 	char *dir_error;          /* its message */

@@ -107,6 +107,10 @@ int evd_registry_scan_dir(const char *dir, const struct evd_registry_opts *opts,
 		 */
 		if (stat(path.data, &st) == 0) {
 			if (S_ISREG(st.st_mode)) {
+				int64_t mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+						   st.st_mtim.tv_nsec / 1000000;
+				if (mtime_ms > scan->newest_mtime_ms)
+					scan->newest_mtime_ms = mtime_ms;
 				struct evd_registry_scan_file *f = scan_add(scan, names[i], path.data);
 				f->rc = evd_registry_parse_file(f->path, opts, &f->subs, &f->diag);
 			}

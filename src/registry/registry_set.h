@@ -47,6 +47,7 @@ struct evd_registry_scan_file {
 struct evd_registry_scan {
 	struct evd_registry_scan_file *files; /* sorted by name */
 	size_t nfiles;
+	int64_t newest_mtime_ms; /* of the files read (wall clock), 0 when none */
 };
 
 /* True for names the directory scan reads: "*.yaml"/"*.yml", no dot file, no editor leftover. */

@@ -7,6 +7,8 @@
  * Editors save in bursts (write a temporary file, rename it over the old one, touch a backup), so
  * events start a short debounce timer instead of a scan; a burst applies once, within
  * DEBOUNCE_MS after it ends, and never later than DEBOUNCE_MAX_MS after it began.
+ * A scan that finds a file modified within DEBOUNCE_MS is put off the same way (the file may be
+ * half-written), for at most DEBOUNCE_MAX_MS.
  *
  * Reading and parsing the files is file I/O, so it runs on libuv's thread pool (uv_queue_work;
  * short reads of small local files, unlike the NATS calls that could block for seconds), one
@@ -64,6 +66,7 @@ static void on_scan_work(uv_work_t *req)
 }
 
 static void start_fs_event(struct evd_registry *reg);
+static void on_debounce(uv_timer_t *t);
 
 /* The formatted diagnostics of one file of a set ("" when none or no such file). */
 static void file_diag_text(const struct evd_registry_set *set, const char *name,
@@ -107,6 +110,32 @@ static void log_file_changes(const struct evd_registry_set *prev,
 	}
 }
 
+/*
+ * A file modified within the debounce window may still be being written (a slow copy, a periodic
+ * rescan landing mid-write): read the directory again a little later instead of applying a
+ * partial version, for at most DEBOUNCE_MAX_MS (a clock skewed into the future must not stop
+ * the directory from being applied). True when the scan was put off (and freed).
+ */
+static bool put_off(struct evd_registry *reg, struct reg_scan_job *job)
+{
+	uint64_t now = uv_now(reg->loop);
+
+	if (job->scan->newest_mtime_ms <= reg_wall_ms() - DEBOUNCE_MS ||
+	    (reg->settle_first && now - reg->settle_first >= DEBOUNCE_MAX_MS)) {
+		reg->settle_first = 0;
+		return false;
+	}
+	if (!reg->settle_first)
+		reg->settle_first = now;
+	evd_log_debug("registry", "a file of %s changed a moment ago: reading it again before "
+				  "applying", reg->dir);
+	scan_job_free(job);
+	reg->scan_again = false;
+	if (!uv_is_active((uv_handle_t *)&reg->debounce_timer))
+		uv_timer_start(&reg->debounce_timer, on_debounce, DEBOUNCE_MS, 0);
+	return true;
+}
+
 static void on_scan_done(uv_work_t *req, int status)
 {
 	struct reg_scan_job *job = req->data;
@@ -117,6 +146,8 @@ static void on_scan_done(uv_work_t *req, int status)
 		return;
 	}
 	reg->scan = NULL;
+	if (status == 0 && job->rc == 0 && strcmp(job->dir, reg->dir) == 0 && put_off(reg, job))
+		return;
 	reg->scans++;
 	reg->last_scan_ms = reg_wall_ms();
 	if (status < 0 || strcmp(job->dir, reg->dir) != 0) {
