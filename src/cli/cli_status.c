@@ -133,6 +133,19 @@ static void print_subscriptions(const cJSON *root)
 				printf("      %s\n", e->valuestring);
 		}
 	}
+	/* Consumers waiting for subscriptions.delete_grace: still there, events kept. */
+	const cJSON *deleting = cJSON_GetObjectItemCaseSensitive(root, "deleting");
+	cJSON_ArrayForEach(e, deleting)
+	{
+		const char *ns = str_or(e, "namespace", NULL);
+		if (ns)
+			snprintf(key, sizeof(key), "%s/%s (%s)", ns, str_or(e, "name", "?"),
+				 str_or(e, "subject", "?"));
+		else
+			snprintf(key, sizeof(key), "orphan %s", str_or(e, "description", "?"));
+		printf("  consumer %s of %s: %s\n", str_or(e, "consumer", "?"), key,
+		       str_or(e, "state", "deleting"));
+	}
 }
 
 /* GET base+path; 0 with the body in res, or an exit status after a message. */

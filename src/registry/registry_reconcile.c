@@ -409,16 +409,17 @@ void reg_reconcile_kick(struct evd_registry *reg)
 		c->dirty = false;
 		c->busy = true;
 	}
+	/* Wanted again (a delete waiting for a retry included): a wanted consumer is never deleted. */
+	for (size_t i = 0; i < reg->ndeletes;) {
+		if (!reg->deletes[i].busy && reg_consumer_find(reg, reg->deletes[i].name))
+			reg_delete_cancel(reg, reg->deletes[i].name); /* moves the last one to i */
+		else
+			i++;
+	}
 	for (size_t i = 0; i < reg->ndeletes && job->nops < BATCH; i++) {
 		struct reg_delete *d = &reg->deletes[i];
 		if (d->busy)
 			continue;
-		if (reg_consumer_find(reg, d->name)) {
-			/* Wanted again (a retried delete included): never delete a wanted consumer. */
-			reg_delete_cancel(reg, d->name);
-			i--;
-			continue;
-		}
 		if (d->retry_at > now) {
 			next_retry = d->retry_at < next_retry ? d->retry_at : next_retry;
 			waiting = true;

@@ -366,6 +366,8 @@ def test_half_written_file_loses_nothing(tmp):
     assert set(states) == {created, paid}, st["deleting"]
     assert all(v.startswith("deleting in ") and v.endswith(" s") for v in states.values()), states
     assert st["summary"]["consumerDeletesPending"] == 2, st["summary"]
+    rc, out, err = eventingd_cli("status", "--admin", evd.admin)
+    assert rc == 0 and f"consumer {created} of default/half ({SUBJECT}): deleting in " in out, out
     time.sleep(1)
     with open(path, "w") as f:
         half = len(good) // 2
