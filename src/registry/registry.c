@@ -394,8 +394,10 @@ void evd_registry_backend_state(struct evd_registry *reg, bool ready)
 			reg->consumers[i]->attempts = 0;
 			reg->consumers[i]->retry_at = 0;
 		}
+		/* Failed deletes retry now; the others keep their grace period. */
 		for (size_t i = 0; i < reg->ndeletes; i++)
-			reg->deletes[i].retry_at = 0;
+			if (reg->deletes[i].attempts)
+				reg->deletes[i].retry_at = 0;
 		reg->prune_due = reg->cfg->subscriptions.prune_orphans;
 		reg->refresh_due = true;
 	}
