@@ -483,6 +483,37 @@ def test_reload_prunes_from_the_new_set_only(tmp):
     assert evd.stop() == 0
 
 
+def test_reconnect_keeps_the_grace_period(tmp):
+    nats, evd = start_external(tmp, config={"subscriptions": {"delete_grace": "8s"}})
+    path = os.path.join(evd.subs_dir, "a.yaml")
+    write(path, manifest("steady"))
+    evd.start()
+    evd.wait_ready()
+    nc = client(nats)
+    name = consumer_name("default", "steady", SUBJECT)
+    wait_for(lambda: sub(evd, "default", "steady")["ready"], 5)
+    nc.publish(SUBJECT)
+    wait_for(lambda: nc.consumers()[name]["num_pending"] == 1, 5, what="one event pending")
+    with open(path, "w"):
+        pass  # truncated: a writer is about to fill it
+    wait_for(lambda: subs(evd)["deleting"], 3, what="deletion deferred")
+    # NATS restarts meanwhile (same port, same store): the reconnect must not cut the grace short.
+    port = nats.port
+    nats.stop()
+    again = track(NatsServer(tmp, port=port))
+    again.store = nats.store
+    again.start()
+    wait_for(lambda: evd.backend()["nats"]["state"] == "ready", 20, what="reconnected")
+    write(path, manifest("steady"))
+    wait_for(lambda: (sub(evd, "default", "steady") or {}).get("ready"), 5, what="back")
+    time.sleep(8)
+    nc2 = client(again)
+    # (a restarted server reports a slightly different creation time: the pending event tells)
+    assert nc2.consumers()[name]["num_pending"] == 1, "kept across the reconnect, event and all"
+    assert "deleted consumer " + name not in evd.stderr()
+    assert evd.stop() == 0
+
+
 def test_failed_delete_never_hits_a_wanted_consumer(tmp):
     nats, evd = start_external(tmp, config={"subscriptions": {"delete_grace": "0"}})
     path = os.path.join(evd.subs_dir, "a.yaml")
