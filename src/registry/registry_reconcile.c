@@ -253,7 +253,7 @@ static void apply_delete(struct evd_registry *reg, struct reg_op *op, uint64_t n
 			d->attempts++;
 			if (d->attempts == 1)
 				evd_log_warn("registry", "consumer %s (%s): %s; retrying", d->name,
-				     d->what, op->message);
+					     d->what, op->message);
 			d->retry_at = now + backoff_ms(d->attempts);
 			return;
 		}
