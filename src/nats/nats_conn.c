@@ -39,6 +39,21 @@
 #define INFO_EVERY_MS 5000    /* stream info refresh while READY */
 #define DRAIN_TIMEOUT_MS 5000
 #define DEFAULT_MAX_PENDING 65536
+/*
+ * No nats.c call may block the loop (DESIGN.md §1), yet js_PublishMsgAsync runs there and, in
+ * libnats 3.4, writes a message that does not fit its write buffer inline on the caller's thread
+ * while holding the connection's lock. With the default (no write deadline, blocking socket) a
+ * server that stops reading (SIGSTOP, a stuck disk, a VM pause, a partition without RST) froze
+ * the loop for as long as it stayed stopped: the ping timer could not even take the lock to
+ * notice. WRITE_DEADLINE_MS turns such a stall into a write error within that time; nats.c then
+ * treats the connection as broken (disconnect, reconnect), our publishes fail with 503 and the
+ * loop goes on. IO_BUF_SIZE keeps ordinary bursts in the buffer (flushed by nats.c's flusher
+ * thread), so inline writes are the exception. Chosen over a publisher thread after measuring
+ * both: see the report of the change that brought it (the thread costs a hand-off per message
+ * and still needs this deadline so that a stalled publisher can be detected).
+ */
+#define WRITE_DEADLINE_MS 200
+#define IO_BUF_SIZE (1024 * 1024)
 
 enum ev_kind { EV_NONE, EV_CONNECT, EV_DISCONNECT };
 
@@ -474,6 +489,10 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 		s = natsOptions_SetPingInterval(o, 10000);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxPingsOut(o, 2);
+	if (s == NATS_OK)
+		s = natsOptions_SetWriteDeadline(o, WRITE_DEADLINE_MS);
+	if (s == NATS_OK)
+		s = natsOptions_SetIOBufSize(o, IO_BUF_SIZE);
 	if (s == NATS_OK)
 		s = natsOptions_SetRetryOnFailedConnect(o, true, on_nc_connected, n);
 	if (s == NATS_OK)

@@ -103,7 +103,8 @@ static size_t slot_of(const struct evd_pub_map *m, const void *msg)
 	return (size_t)(h >> 32) & (m->cap - 1);
 }
 
-static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx);
+static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx,
+		    uint32_t bytes);
 
 static void map_grow(struct evd_pub_map *m)
 {
@@ -114,18 +115,19 @@ static void map_grow(struct evd_pub_map *m)
 	m->n = 0;
 	for (size_t i = 0; i < oldcap; i++)
 		if (old[i].msg)
-			map_put(m, old[i].msg, old[i].req, old[i].idx);
+			map_put(m, old[i].msg, old[i].req, old[i].idx, old[i].bytes);
 	free(old);
 }
 
-static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx)
+static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx,
+		    uint32_t bytes)
 {
 	if ((m->n + 1) * 2 > m->cap)
 		map_grow(m);
 	size_t i = slot_of(m, msg);
 	while (m->slots[i].msg)
 		i = (i + 1) & (m->cap - 1);
-	m->slots[i] = (struct evd_pub_slot){ msg, req, idx };
+	m->slots[i] = (struct evd_pub_slot){ msg, req, idx, bytes };
 	m->n++;
 }
 
@@ -207,6 +209,7 @@ static void complete_one(struct evd_publish *p, const struct ack_entry *e)
 	bool retry;
 	int status = status_of(e, &retry);
 	p->in_flight--;
+	p->bytes_in_flight -= s.bytes;
 	evd_pub_metrics_backend(p, status ? status : 204, r->publish_ns);
 	if (status == 0) {
 		if (e->duplicate)
@@ -359,7 +362,10 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 	po.MaxWait = EVD_PUB_ACK_WAIT_MS;
 	/* The ack may be handled on nats.c's thread before js_PublishMsgAsync returns; the loop
 	 * only looks at it later, by which time the map has the entry. */
-	map_put(&p->map, m, r, (uint32_t)i);
+	size_t bytes = ev->data_len + 12;
+	for (size_t k = 0; k < h.n; k++)
+		bytes += strlen(h.key[k]) + strlen(h.value[k]) + 4;
+	map_put(&p->map, m, r, (uint32_t)i, (uint32_t)bytes);
 	natsMsg *keep = m;
 	s = js_PublishMsgAsync(js, &m, &po);
 	if (s != NATS_OK) {
@@ -371,6 +377,7 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 	}
 	r->pending++;
 	p->in_flight++;
+	p->bytes_in_flight += bytes;
 	return 0;
 }
 
@@ -393,6 +400,7 @@ void evd_pub_js_shutdown(struct evd_publish *p)
 		struct evd_pub_req *r = s->req;
 		s->msg = NULL;
 		p->in_flight--;
+		p->bytes_in_flight -= s->bytes;
 		evd_pub_fail(r, s->idx, 503, true, "eventingd is shutting down");
 		if (--r->pending == 0)
 			evd_pub_complete(r);
