@@ -350,6 +350,21 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 		return -ENOTCONN;
 	}
 	evd_ce_to_nats_headers(ev, &h);
+	char copy_id[33];
+	if (r->route == EVD_ROUTE_LEGACY && i == 1) {
+		/*
+		 * The legacy prefixed copy has source "kyma" whatever the application, and the id of
+		 * the standard copy: with the plain (source, id) Msg-Id JetStream would drop it as a
+		 * duplicate of the standard copy of application "kyma", or of another application's
+		 * prefixed copy with the same event-id, while the client got 200. Its own Msg-Id,
+		 * tagged with the application, keeps retries deduplicated and copies apart.
+		 */
+		const struct evd_cloudevent *std = &r->events[0];
+		evd_ce_nats_msg_id_tagged(std->attr[EVD_CE_SOURCE], std->attr_len[EVD_CE_SOURCE],
+					  ev->attr[EVD_CE_SOURCE], ev->attr_len[EVD_CE_SOURCE],
+					  ev->attr[EVD_CE_ID], ev->attr_len[EVD_CE_ID], copy_id);
+		h.value[h.n - 1] = copy_id; /* Nats-Msg-Id comes last */
+	}
 	s = msg_create(p, &m, subject, &h, ev->data, ev->data_len);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(m);
