@@ -521,6 +521,12 @@ void evd_publish_backend_state(struct evd_publish *p, bool ready)
 	}
 }
 
+void evd_publish_backend_lost(struct evd_publish *p)
+{
+	p->backend_ready = false;
+	evd_pub_js_backend_lost(p);
+}
+
 void evd_publish_set_subscribed_provider(struct evd_publish *p, evd_publish_subscribed_cb fn,
 					 void *data)
 {

@@ -162,6 +162,8 @@ int evd_pub_js_init(struct evd_publish *p);
 int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject);
 /* Loop thread, at free: answers what is still waiting with 503, releases the ack sink. */
 void evd_pub_js_shutdown(struct evd_publish *p);
+/* Loop thread: nats.c closed the connection; answers what is still waiting with 503. */
+void evd_pub_js_backend_lost(struct evd_publish *p);
 /* A request whose publishes are all answered: respond (publish.c / publish_legacy.c). */
 void evd_pub_complete(struct evd_pub_req *r);
 /* Records the outcome of one publish on its request. */

@@ -396,33 +396,58 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 	return 0;
 }
 
-void evd_pub_js_shutdown(struct evd_publish *p)
+/*
+ * Answers every publish still waiting for its ack with 503 + Retry-After (text), after the acks
+ * that already came. The map is swapped out first: answering a request may start the next
+ * pipelined one, which must find an empty map (and is refused: the backend is not ready).
+ * nats.c may still hand us acks of these messages later (or destroy them itself); such an ack
+ * finds no entry and its message is destroyed (complete_one).
+ */
+static void fail_pending(struct evd_publish *p, const char *text)
 {
 	struct evd_pub_acks *a = p->acks;
-	if (!a)
-		return;
-	/* Acks that already came: answer their requests for real. */
 	size_t n;
 	bool orphan;
 	struct ack_entry *v = sink_take(a, &n, &orphan, false);
 	for (size_t i = 0; i < n; i++)
 		complete_one(p, &v[i]);
-	/* The rest never got an ack; nats.c (closed by now) destroyed those messages itself. */
-	for (size_t i = 0; i < p->map.cap; i++) {
-		struct evd_pub_slot *s = &p->map.slots[i];
+	struct evd_pub_map old = p->map;
+	p->map.slots = NULL;
+	p->map.cap = p->map.n = 0;
+	for (size_t i = 0; i < old.cap; i++) {
+		struct evd_pub_slot *s = &old.slots[i];
 		if (!s->msg)
 			continue;
 		struct evd_pub_req *r = s->req;
-		s->msg = NULL;
 		p->in_flight--;
 		p->bytes_in_flight -= s->bytes;
-		evd_pub_fail(r, s->idx, 503, true, "eventingd is shutting down");
+		evd_pub_fail(r, s->idx, 503, true, "%s", text);
 		if (--r->pending == 0)
 			evd_pub_complete(r);
 	}
-	free(p->map.slots);
-	p->map.slots = NULL;
-	p->map.cap = p->map.n = 0;
+	free(old.slots);
+}
+
+void evd_pub_js_backend_lost(struct evd_publish *p)
+{
+	if (!p->acks)
+		return;
+	if (p->map.n)
+		evd_log_warn("publish",
+			     "answering %zu publishes 503: the NATS connection was closed before "
+			     "JetStream acknowledged them",
+			     p->map.n);
+	fail_pending(p, "the NATS connection was closed before JetStream acknowledged the event "
+			"(it may be stored; a retry is safe)");
+}
+
+void evd_pub_js_shutdown(struct evd_publish *p)
+{
+	struct evd_pub_acks *a = p->acks;
+	if (!a)
+		return;
+	/* What never got an ack: nats.c (closed by now) destroyed those messages itself. */
+	fail_pending(p, "eventingd is shutting down");
 	uv_mutex_lock(&a->lock);
 	if (a->posted) {
 		a->orphan = true; /* the queued item frees the sink when it runs */

@@ -144,7 +144,10 @@ def test_closed_connection_answers_everything_and_reconnects(tmp):
         nats.stop(signal.SIGKILL)
         nats = track(auth_server(tmp, port, "other"))
         wait_for(lambda: http_request("GET", evd.admin + "/readyz", timeout=2)[0] == 503, 15, what="readyz 503")
-        time.sleep(3)
+        wait_for(lambda: "refused us" in evd.stderr(), 15, what="nats.c closing the connection")
+        # A connection from scratch meets the wrong password too: still not ready, still answering.
+        wait_for(lambda: evd.stderr().count("connecting to NATS:") + evd.stderr().count("refused us") >= 2,
+                 20, what="a failed reconnect from scratch")
         assert http_request("GET", evd.admin + "/readyz", timeout=2)[0] == 503
     finally:
         burst.stop()
