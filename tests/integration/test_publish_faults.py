@@ -162,5 +162,66 @@ def test_closed_connection_answers_everything_and_reconnects(tmp):
     assert evd.stop() == 0
 
 
+def test_access_log_close_does_not_block_the_loop(tmp):
+    # The access log is a FIFO read slowly: what is waiting at SIGHUP (the old log is closed, up
+    # to 2 MiB) must be written off the loop, not with a blocking write() on it.
+    nats = track(NatsServer(tmp).start())
+    fifo = os.path.join(tmp, "access.fifo")
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    evd = track(Eventingd(tmp, nats_url=nats.url, config={"publish": {"access_log": fifo}}))
+    evd.start()
+    evd.wait_ready()
+
+    def many(i):
+        conn = http.client.HTTPConnection("127.0.0.1", evd.publish_port, timeout=10)
+        for k in range(600):
+            conn.request("GET", f"/no/such/route/{i}/{k}/" + "x" * 100)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 404
+        conn.close()
+
+    threads = [threading.Thread(target=many, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    time.sleep(0.3)  # the last lines reach the waiting buffer
+    evd.signal(signal.SIGHUP)
+    drained = [0]
+    stop = threading.Event()
+
+    def slow_reader():
+        while not stop.is_set():
+            try:
+                drained[0] += len(os.read(rfd, 16384))
+            except BlockingIOError:
+                pass
+            time.sleep(0.05)
+
+    reader = threading.Thread(target=slow_reader, daemon=True)
+    reader.start()
+    try:
+        worst, bad = watch_healthz(evd, 4)
+        assert not bad, f"/healthz while the old access log drains: {bad[:5]} (worst {worst:.2f}s)"
+    finally:
+        stop.set()
+        reader.join()
+    # Everything gets written in the end.
+    while True:
+        try:
+            chunk = os.read(rfd, 1 << 20)
+        except BlockingIOError:
+            if "lines dropped" in evd.stderr() or drained[0] >= 20 * 600 * 100:
+                break
+            time.sleep(0.05)
+            continue
+        drained[0] += len(chunk)
+    os.close(rfd)
+    assert drained[0] >= 20 * 600 * 100, drained[0]
+    assert evd.stop() == 0
+
+
 if __name__ == "__main__":
     run_tests(globals())
