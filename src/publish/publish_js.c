@@ -15,7 +15,13 @@
  * nats.c never blocks us: our in-flight count (publishes whose ack the loop has not processed)
  * is at least nats.c's pending count and stays at or below max_in_flight (+ one request's
  * events), well under PublishAsync.MaxPending, so js_PublishMsgAsync never stalls. MaxWait is set
- * on every publish so an ack lost in a disconnect still ends as a NATS_TIMEOUT answer.
+ * on every publish so an ack lost in a disconnect still ends as a NATS_TIMEOUT answer. A server
+ * that stops reading cannot block it either: nats_conn.c gives writes a deadline. Bytes in flight
+ * are bounded too (EVD_PUB_MAX_BYTES_IN_FLIGHT), not only messages.
+ *
+ * When nats.c closes the connection for good (state CLOSED), no ack or timeout will come for what
+ * it had pending: evd_pub_js_backend_lost answers all of it 503 at once. The jsCtx is looked up
+ * for every publish (evd_nats_js), never kept, so a dead one is never used.
  */
 #include <errno.h>
 #include <stdarg.h>
