@@ -119,6 +119,13 @@ bool evd_daemon_ready(const struct evd_daemon *d, const char **reason)
 		*reason = "disconnected from NATS, reconnecting";
 		return false;
 	case EVD_NATS_CLOSED:
+		/* nats.c gave the connection up (evd_nats reconnects from scratch): nothing pending
+		 * on it will ever be acknowledged. */
+		evd_notify("STATUS=NATS connection closed, connecting again");
+		if (d->publish) {
+			evd_publish_backend_state(d->publish, false);
+			evd_publish_backend_lost(d->publish);
+		}
 		break;
 	}
 	*reason = "NATS connection closed";
@@ -347,6 +354,13 @@ static void on_nats_state(struct evd_nats *n, enum evd_nats_state state, void *d
 		evd_notify("STATUS=disconnected from NATS, reconnecting");
 		break;
 	case EVD_NATS_CLOSED:
+		/* nats.c gave the connection up (evd_nats reconnects from scratch): nothing pending
+		 * on it will ever be acknowledged. */
+		evd_notify("STATUS=NATS connection closed, connecting again");
+		if (d->publish) {
+			evd_publish_backend_state(d->publish, false);
+			evd_publish_backend_lost(d->publish);
+		}
 		break;
 	}
 	if (d->publish)

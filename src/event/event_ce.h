@@ -192,6 +192,13 @@ void evd_ce_to_nats_headers(struct evd_cloudevent *ev, struct evd_ce_nats_header
 /* 32 lowercase hex chars (first 128 bits of SHA-256(source "\0" id)) + NUL into out[33]. */
 void evd_ce_nats_msg_id(const char *source, size_t source_len, const char *id, size_t id_len,
 			char out[33]);
+/*
+ * The same over (tag, source, id): for a second copy of an event that must be stored besides the
+ * first (the legacy API's prefixed copy, whose source is "kyma" for every application). Any
+ * thread.
+ */
+void evd_ce_nats_msg_id_tagged(const char *tag, size_t tag_len, const char *source,
+			       size_t source_len, const char *id, size_t id_len, char out[33]);
 
 /*
  * The reverse, for the dispatcher: keys/values as read from a NATS message (natsMsgHeader_Keys /

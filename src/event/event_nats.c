@@ -47,6 +47,12 @@ static const char *encoded(struct evd_cloudevent *ev, const char *v, size_t len)
 void evd_ce_nats_msg_id(const char *source, size_t source_len, const char *id, size_t id_len,
 			char out[33])
 {
+	evd_ce_nats_msg_id_tagged(NULL, 0, source, source_len, id, id_len, out);
+}
+
+void evd_ce_nats_msg_id_tagged(const char *tag, size_t tag_len, const char *source,
+			       size_t source_len, const char *id, size_t id_len, char out[33])
+{
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -54,6 +60,12 @@ void evd_ce_nats_msg_id(const char *source, size_t source_len, const char *id, s
 	/* Only allocation failure can make these fail; an all-zero id is then still a valid id. */
 	memset(md, 0, sizeof(md));
 	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+		/* "\1" cannot start a source (a URI-reference) hashed untagged: no collision. */
+		if (tag) {
+			EVP_DigestUpdate(ctx, "\1", 1);
+			EVP_DigestUpdate(ctx, tag, tag_len);
+			EVP_DigestUpdate(ctx, "", 1);
+		}
 		EVP_DigestUpdate(ctx, source, source_len);
 		EVP_DigestUpdate(ctx, "", 1);
 		EVP_DigestUpdate(ctx, id, id_len);

@@ -22,6 +22,9 @@
 
 /* Responses sent in one uv_write at most; more simply wait for the next write. */
 #define EVD_HTTP_WRITE_BATCH 16
+/* A request body buffer up to this capacity is kept for reuse once answered; a larger one is
+ * freed at evd_http_respond (http_server.c). */
+#define EVD_HTTP_KEEP_BODY 4096
 /* Request objects a connection keeps for reuse. */
 #define EVD_HTTP_FREELIST 4
 /* Shared read buffer per server (the loop reads one connection at a time). */

@@ -285,6 +285,18 @@ void evd_http_respond(struct evd_http_request *pub, int status, const char *cont
 		return;
 	}
 	evd_http_format(req, status, content_type, extra_headers, body, len);
+	/*
+	 * The handler is done with the request (it is invalid for it now) and the response is a
+	 * copy: release the body at once rather than when the response is written. A slow request
+	 * at the head of a pipelined connection would otherwise pin the bodies of every request
+	 * answered behind it (max_connections x max_pipelined x max_body_size at worst).
+	 */
+	if (req->body.cap > EVD_HTTP_KEEP_BODY)
+		evd_buf_free(&req->body);
+	else
+		evd_buf_reset(&req->body);
+	req->pub.body = "";
+	req->pub.body_len = 0;
 	req->state = EVD_REQ_READY;
 	evd_http_conn_flush(conn);
 }

@@ -108,7 +108,8 @@ const struct evd_http_header *evd_http_request_header(const struct evd_http_requ
 /*
  * Answers req; req is invalid afterwards. extra_headers is NULL or complete header lines each
  * ending in "\r\n" ("Retry-After: 1\r\n"). content_type may be NULL when len is 0. Date,
- * Content-Length and Connection are added by the server. The body is copied.
+ * Content-Length and Connection are added by the server. The body is copied. The request body is
+ * released here: nothing may point into it afterwards (events decoded from it, for example).
  */
 void evd_http_respond(struct evd_http_request *req, int status, const char *content_type,
 		      const char *extra_headers, const void *body, size_t len);

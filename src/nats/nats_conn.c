@@ -35,10 +35,35 @@
 #include "util/util_mem.h"
 
 #define CONNECT_RETRY_MS 5000 /* connect failed before nats.c took over (bad creds file...) */
+/* nats.c closed the connection for good: new connections from scratch, 2 s doubling to 30 s. */
+#define REOPEN_FIRST_MS 2000
+#define REOPEN_MAX_MS 30000
 #define ENSURE_RETRY_MS 3000  /* stream could not be ensured (JetStream off, timeout...) */
 #define INFO_EVERY_MS 5000    /* stream info refresh while READY */
 #define DRAIN_TIMEOUT_MS 5000
 #define DEFAULT_MAX_PENDING 65536
+/*
+ * No nats.c call may block the loop (DESIGN.md §1), yet js_PublishMsgAsync runs there and, in
+ * libnats 3.4, writes a message that does not fit its write buffer inline on the caller's thread
+ * while holding the connection's lock. With the default (no write deadline, blocking socket) a
+ * server that stops reading (SIGSTOP, a stuck disk, a VM pause, a partition without RST) froze
+ * the loop for as long as it stayed stopped: the ping timer could not even take the lock to
+ * notice. WRITE_DEADLINE_MS makes the socket non-blocking and turns such a stall into a write
+ * error within that time; nats.c then treats the connection as broken (disconnect, reconnect;
+ * publishes meanwhile go to its reconnect buffer, not the socket), our publishes fail with 503
+ * and the loop goes on: one stall costs the loop at most this long, once.
+ *
+ * Why not a publisher thread fed by a queue instead: it would add a hand-off per message, and a
+ * thread stuck in that write would still hold nc's lock, so stalls would still need this
+ * deadline to be detected; requests queued behind it would need deadlines of their own.
+ *
+ * IO_BUF_SIZE stays nats.c's default, measured (tests/bench, 64 connections, 512-byte events,
+ * 7 interleaved runs each): 32 KiB 43.5k req/s, 1 MiB 37.7k req/s (the flusher thread then
+ * batches more and acks come later), no deadline 44.9k req/s. Inline writes of a small buffer
+ * into a socket with room are cheap; the deadline, not the buffer, is what bounds a stall.
+ */
+#define WRITE_DEADLINE_MS 200
+#define IO_BUF_SIZE (32 * 1024)
 
 enum ev_kind { EV_NONE, EV_CONNECT, EV_DISCONNECT };
 
@@ -88,6 +113,7 @@ struct evd_nats {
 		struct nats_work w;
 		natsStatus status;
 		int err;
+		bool background; /* RetryOnFailedConnect: nats.c keeps trying after a failure */
 	} connect;
 	struct {
 		struct nats_work w;
@@ -107,6 +133,13 @@ struct evd_nats {
 	struct {
 		struct nats_work w;
 	} close;
+	struct {
+		struct nats_work w;
+		char error[256]; /* nats.c's last error of the closed connection */
+		char async_error[256]; /* the error handler's last report before the close */
+		natsStatus status;
+	} reopen;
+	uint64_t reopen_ms; /* the next delay of a connect from scratch; 0: none since the last success */
 	bool ensure_busy, ensure_again, info_busy;
 	void (*on_closed)(void *data);
 	void *closed_data;
@@ -124,6 +157,10 @@ struct evd_nats {
 	uv_cond_t ev_cond;
 	struct nats_work ev;
 	bool ev_posted, ev_stop, ev_closed, ev_saw_connect, ev_saw_disconnect, closed_fired;
+	natsConnection *ev_nc; /* the connection whose callbacks count (see on_nc_closed) */
+	/* The ack handler trampoline (on_pub_ack): calls running, and no more calls after close. */
+	unsigned acks_running;
+	bool acks_stopped;
 	enum ev_kind ev_last;
 	char ev_error[256];
 };
@@ -132,6 +169,7 @@ static void request_ensure(struct evd_nats *n);
 static void on_retry_timer(uv_timer_t *t);
 static void on_info_timer(uv_timer_t *t);
 static void close_and_wait(struct evd_nats *n);
+static void reopen(struct evd_nats *n, const char *async_error);
 
 int evd_nats_status_to_err(natsStatus s, const char *what)
 {
@@ -248,9 +286,18 @@ static void on_nc_closed(natsConnection *nc, void *closure)
 	struct evd_nats *n = closure;
 
 	uv_mutex_lock(&n->ev_lock);
+	/*
+	 * Once the connect work knows its connection, only that one's close counts: a connection
+	 * of a failed earlier attempt may report its close late. nats.c keeps a connection alive
+	 * until its closed callback has run, so its address cannot belong to a newer one meanwhile.
+	 */
+	if (n->ev_nc && nc != n->ev_nc) {
+		uv_mutex_unlock(&n->ev_lock);
+		return;
+	}
 	n->closed_fired = true;
 	n->ev_closed = true;
-	uv_cond_signal(&n->ev_cond);
+	uv_cond_broadcast(&n->ev_cond);
 	if (!n->ev_posted && !n->ev_stop) {
 		n->ev_posted = true;
 		evd_bridge_post(n->bridge, &n->ev.item);
@@ -261,6 +308,32 @@ static void on_nc_closed(natsConnection *nc, void *closure)
 static void on_nc_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
 	ev_record(closure, EV_NONE, natsStatus_GetText(err));
+}
+
+/*
+ * The async-publish ack handler nats.c calls (its delivery thread), in front of the user's.
+ * nats.c does not join that thread when it closes a connection that could not be drained, so a
+ * call may still be running when the closed callback has come; close_on_worker waits for running
+ * calls and stops later ones (their message is destroyed here, as the handler would have), so
+ * the user's closure may be freed once evd_nats_close has completed.
+ */
+static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	struct evd_nats *n = closure;
+
+	uv_mutex_lock(&n->ev_lock);
+	if (n->acks_stopped) {
+		uv_mutex_unlock(&n->ev_lock);
+		natsMsg_Destroy(msg);
+		return;
+	}
+	n->acks_running++;
+	uv_mutex_unlock(&n->ev_lock);
+	n->ack_handler(js, msg, pa, pae, n->ack_closure);
+	uv_mutex_lock(&n->ev_lock);
+	if (--n->acks_running == 0)
+		uv_cond_broadcast(&n->ev_cond);
+	uv_mutex_unlock(&n->ev_lock);
 }
 
 /* ---- connection events on the loop ---- */
@@ -288,8 +361,7 @@ static void process_events(struct evd_nats *n)
 		set_last_error(n, error);
 	}
 	if (closed) {
-		evd_log_error("nats", "the connection was closed by nats.c; not reconnecting");
-		set_state(n, EVD_NATS_CLOSED);
+		reopen(n, error);
 		return;
 	}
 	if (last == EV_CONNECT) {
@@ -475,7 +547,11 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxPingsOut(o, 2);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(o, true, on_nc_connected, n);
+		s = natsOptions_SetWriteDeadline(o, WRITE_DEADLINE_MS);
+	if (s == NATS_OK)
+		s = natsOptions_SetIOBufSize(o, IO_BUF_SIZE);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(o, n->connect.background, on_nc_connected, n);
 	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(o, on_nc_disconnected, n);
 	if (s == NATS_OK)
@@ -517,6 +593,7 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	/* A failed attempt before this one may have closed a connection of its own. */
 	uv_mutex_lock(&n->ev_lock);
 	n->closed_fired = n->ev_closed = false;
+	n->ev_nc = NULL;
 	uv_mutex_unlock(&n->ev_lock);
 	s = build_options(n, &o);
 	if (s != NATS_OK) {
@@ -536,10 +613,15 @@ static void connect_on_worker(struct evd_bridge_item *item)
 		n->connect.err = evd_nats_status_to_err(s, "connecting to NATS");
 		return;
 	}
+	uv_mutex_lock(&n->ev_lock);
+	n->ev_nc = n->nc;
+	uv_mutex_unlock(&n->ev_lock);
 	jsOptions_Init(&jo);
 	jo.PublishAsync.MaxPending = n->max_pending;
-	jo.PublishAsync.AckHandler = n->ack_handler;
-	jo.PublishAsync.AckHandlerClosure = n->ack_closure;
+	if (n->ack_handler) {
+		jo.PublishAsync.AckHandler = on_pub_ack;
+		jo.PublishAsync.AckHandlerClosure = n;
+	}
 	s = natsConnection_JetStream(&n->js, n->nc, &jo);
 	if (s != NATS_OK) {
 		n->connect.err = evd_nats_status_to_err(s, "creating the JetStream context");
@@ -556,16 +638,25 @@ static void connect_on_loop(struct evd_bridge_item *item)
 	if (n->closing)
 		return; /* the close work, queued behind us, destroys what we made */
 	if (n->connect.err < 0) {
-		char text[128];
+		char text[384];
 
-		snprintf(text, sizeof(text), "cannot connect to %s: %s", n->url_shown, strerror(-n->connect.err));
+		uint64_t delay = CONNECT_RETRY_MS;
+
+		if (n->reopen_ms) { /* reconnecting from scratch: keep backing off */
+			delay = n->reopen_ms;
+			n->reopen_ms = n->reopen_ms * 2 > REOPEN_MAX_MS ? REOPEN_MAX_MS : n->reopen_ms * 2;
+		}
+		snprintf(text, sizeof(text), "cannot connect to %s: %s%s", n->url_shown,
+			 strerror(-n->connect.err),
+			 n->connect.err == -EPERM ? " (check nats.user / nats.password, nats.token or nats.creds)" : "");
 		set_last_error(n, text);
-		evd_log_error("nats", "%s; retrying in %d s", text, CONNECT_RETRY_MS / 1000);
-		uv_timer_start(&n->retry_timer, on_retry_timer, CONNECT_RETRY_MS, 0);
+		evd_log_error("nats", "%s; retrying in %llu s", text, (unsigned long long)(delay / 1000));
+		uv_timer_start(&n->retry_timer, on_retry_timer, delay, 0);
 		return;
 	}
 	n->connect_done = true;
 	if (n->connect.status == NATS_OK) {
+		n->reopen_ms = 0;
 		set_state(n, EVD_NATS_CONNECTED);
 		request_ensure(n);
 	} else {
@@ -576,9 +667,97 @@ static void connect_on_loop(struct evd_bridge_item *item)
 
 static void submit_connect(struct evd_nats *n)
 {
+	/*
+	 * The first connect lets nats.c keep trying in the background (a server not up yet is
+	 * normal at boot). A connect from scratch after nats.c gave a connection up fails at once
+	 * instead, with the server's reason (an authorization violation would otherwise show only
+	 * as "no server available"), and our retry timer backs off.
+	 */
+	n->connect.background = n->reopen_ms == 0;
 	n->connect.w.item.on_worker = connect_on_worker;
 	n->connect.w.item.on_loop = connect_on_loop;
 	evd_bridge_work(n->bridge, &n->connect.w.item);
+}
+
+/* ---- nats.c closed the connection: start again from scratch ---- */
+
+/*
+ * nats.c closes a connection for good, MaxReconnect -1 notwithstanding, when the server refuses
+ * us during a reconnect (an authorization violation after rotated credentials or a server
+ * restarted with another password) and on some protocol errors. Nothing of that connection
+ * works any more: its async-reply subscription is gone, so pending publishes would never get
+ * their ack or timeout. The loop has already failed them (the state callback with CLOSED);
+ * this destroys the jsCtx and the connection on the worker, then connects anew.
+ */
+static void reopen_on_worker(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+	const char *text = NULL;
+
+	n->reopen.error[0] = '\0';
+	n->reopen.status = NATS_OK;
+	if (!n->nc)
+		return;
+	n->reopen.status = natsConnection_GetLastError(n->nc, &text);
+	snprintf(n->reopen.error, sizeof(n->reopen.error), "%s", text ? text : "");
+	jsCtx_Destroy(n->js);
+	natsConnection_Destroy(n->nc);
+	n->js = NULL;
+	n->nc = NULL;
+	uv_mutex_lock(&n->ev_lock);
+	n->ev_nc = NULL;
+	uv_mutex_unlock(&n->ev_lock);
+}
+
+static bool is_auth_error(natsStatus s, const char *text)
+{
+	return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED ||
+	       strcasestr(text, "authorization") || strcasestr(text, "authentication") ||
+	       strcasestr(text, "expired");
+}
+
+static void reopen_on_loop(struct evd_bridge_item *item)
+{
+	struct evd_nats *n = owner(item);
+	char text[384];
+
+	if (n->closing)
+		return;
+	/* After a failed first connect nats.c's own last error is "No server available"; the
+	 * server's reason came through the error handler. */
+	if (is_auth_error(n->reopen.status, n->reopen.error) ||
+	    is_auth_error(NATS_OK, n->reopen.async_error))
+		snprintf(text, sizeof(text),
+			 "NATS server %s refused us (%s): authorization violation: check nats.user / "
+			 "nats.password, nats.token or nats.creds",
+			 n->url_shown,
+			 is_auth_error(NATS_OK, n->reopen.async_error) ? n->reopen.async_error
+			 : n->reopen.error[0]				? n->reopen.error
+									: natsStatus_GetText(n->reopen.status));
+	else
+		snprintf(text, sizeof(text), "nats.c closed the connection to %s (%s)", n->url_shown,
+			 n->reopen.error[0] ? n->reopen.error : natsStatus_GetText(n->reopen.status));
+	set_last_error(n, text);
+	uint64_t delay = n->reopen_ms ? n->reopen_ms : REOPEN_FIRST_MS;
+	n->reopen_ms = delay * 2 > REOPEN_MAX_MS ? REOPEN_MAX_MS : delay * 2;
+	evd_log_error("nats", "%s; connecting again from scratch in %llu s", text,
+		      (unsigned long long)(delay / 1000));
+	set_state(n, EVD_NATS_CONNECTING);
+	uv_timer_start(&n->retry_timer, on_retry_timer, delay, 0);
+}
+
+static void reopen(struct evd_nats *n, const char *async_error)
+{
+	/* Publishes and users of nc/js learn it from the state: nothing uses them from now on. */
+	set_state(n, EVD_NATS_CLOSED);
+	if (n->closing)
+		return;
+	uv_timer_stop(&n->retry_timer);
+	n->connect_done = false; /* on_retry_timer connects; events wait for that connect */
+	snprintf(n->reopen.async_error, sizeof(n->reopen.async_error), "%s", async_error);
+	n->reopen.w.item.on_worker = reopen_on_worker;
+	n->reopen.w.item.on_loop = reopen_on_loop;
+	evd_bridge_work(n->bridge, &n->reopen.w.item);
 }
 
 /* ---- ensure the stream ---- */
@@ -588,6 +767,11 @@ static void ensure_on_worker(struct evd_bridge_item *item)
 	struct evd_nats *n = owner(item);
 
 	n->ensure.si = NULL;
+	memset(&n->ensure.server, 0, sizeof(n->ensure.server));
+	if (!n->js) { /* queued behind a reopen, which destroyed the connection */
+		n->ensure.err = -ENOTCONN;
+		return;
+	}
 	n->ensure.err = evd_nats_ensure_stream_conf(n->js, &n->ensure.spec, &n->ensure.si);
 	read_server(n->nc, &n->ensure.server, true);
 }
@@ -623,6 +807,7 @@ static void ensure_on_loop(struct evd_bridge_item *item)
 		uv_timer_start(&n->retry_timer, on_retry_timer, ENSURE_RETRY_MS, 0);
 		return;
 	}
+	n->reopen_ms = 0; /* a server that lets us in again: the next reopen starts fast */
 	set_state(n, EVD_NATS_READY);
 	uv_timer_start(&n->info_timer, on_info_timer, INFO_EVERY_MS, INFO_EVERY_MS);
 }
@@ -663,6 +848,11 @@ static void info_on_worker(struct evd_bridge_item *item)
 
 	n->info.si = NULL;
 	n->info.jerr = 0;
+	memset(&n->info.server, 0, sizeof(n->info.server));
+	if (!n->js) {
+		n->info.status = NATS_CONNECTION_CLOSED;
+		return;
+	}
 	n->info.status = js_GetStreamInfo(&n->info.si, n->js, n->info.stream, NULL, &n->info.jerr);
 	read_server(n->nc, &n->info.server, false);
 }
@@ -741,7 +931,7 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	n->tls_cert = dup_or_null(cfg->nats.tls.cert);
 	n->tls_key = dup_or_null(cfg->nats.tls.key);
 	evd_nats_stream_spec_from_config(&n->spec, cfg);
-	n->connect.w.n = n->ensure.w.n = n->info.w.n = n->close.w.n = n->ev.n = n;
+	n->connect.w.n = n->ensure.w.n = n->info.w.n = n->close.w.n = n->reopen.w.n = n->ev.n = n;
 	n->ev.item.on_loop = on_ev_loop;
 
 	if ((err = uv_mutex_init(&n->ev_lock)) < 0)
@@ -886,9 +1076,19 @@ static void close_on_worker(struct evd_bridge_item *item)
 	uv_mutex_lock(&n->ev_lock);
 	n->ev_stop = true;
 	uv_mutex_unlock(&n->ev_lock);
+	if (n->nc)
+		close_and_wait(n);
+	/*
+	 * No ack handler call may run once we return (the publish module frees its sink after
+	 * on_closed): wait for those already running, turn away later ones.
+	 */
+	uv_mutex_lock(&n->ev_lock);
+	n->acks_stopped = true;
+	while (n->acks_running > 0)
+		uv_cond_wait(&n->ev_cond, &n->ev_lock);
+	uv_mutex_unlock(&n->ev_lock);
 	if (!n->nc)
 		return;
-	close_and_wait(n);
 	jsCtx_Destroy(n->js);
 	natsConnection_Destroy(n->nc);
 	n->js = NULL;

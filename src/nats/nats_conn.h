@@ -6,6 +6,11 @@
  * embedded server's URL, with the auth and TLS keys of the config, reconnecting forever
  * (RetryOnFailedConnect, MaxReconnect -1), global message delivery
  * (natsOptions_UseGlobalMessageDelivery: a thousand consumers must not mean a thousand threads).
+ * When nats.c closes the connection all the same (it does on an authorization violation during a
+ * reconnect), the state goes CLOSED, the connection and jsCtx are destroyed on the worker and a
+ * new connection is made from scratch, backing off from 2 s to 30 s while the server refuses us.
+ * Writes to the server have a deadline (nats_conn.c: WRITE_DEADLINE_MS): a server that stops
+ * reading costs a disconnect, never a blocked caller.
  * After every (re)connect it ensures the stream of the config exists with the configured
  * settings: creates it, updates what JetStream lets be updated, and logs clearly what cannot be
  * (storage type, for example) together with the running value. Then it reports READY.
@@ -33,7 +38,9 @@ enum evd_nats_state {
 	EVD_NATS_DISCONNECTED, /* was connected; nats.c is reconnecting */
 	EVD_NATS_CONNECTED,    /* connected, stream not (yet) ensured */
 	EVD_NATS_READY,        /* connected and stream present with our settings */
-	EVD_NATS_CLOSED,
+	EVD_NATS_CLOSED,       /* nats.c gave the connection up (an authorization violation on
+				* reconnect...): its nc and jsCtx are dead, nothing pending on them
+				* will be acknowledged. A connection from scratch follows (CONNECTING). */
 };
 
 struct evd_nats;
@@ -52,7 +59,9 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
  * Before evd_nats_start only: the async-publish ack handler and the PublishAsync.MaxPending
  * limit of the JetStream context (nats.c takes both only in the jsOptions given at context
  * creation). handler NULL: nats.c's default (errors only through js_PublishAsyncGetPendingList).
- * The handler runs on a nats.c thread and must only post to the bridge. closure is not owned.
+ * The handler runs on a nats.c thread and must only post to the bridge. closure is not owned;
+ * no call of the handler runs or starts once evd_nats_close has called on_closed. After a CLOSED,
+ * the handler may still get messages of the dead connection (destroy them).
  */
 void evd_nats_set_pub_ack_handler(struct evd_nats *n, jsPubAckHandler handler, void *closure);
 void evd_nats_set_pub_max_pending(struct evd_nats *n, int64_t max_pending);
@@ -63,7 +72,8 @@ int evd_nats_start(struct evd_nats *n);
 enum evd_nats_state evd_nats_state(const struct evd_nats *n);
 const char *evd_nats_state_name(enum evd_nats_state s);
 
-/* Valid while READY or CONNECTED (NULL otherwise). */
+/* Valid while READY or CONNECTED (NULL otherwise); fetch them anew for every use, since the
+ * connection changes after a CLOSED. */
 natsConnection *evd_nats_connection(struct evd_nats *n);
 jsCtx *evd_nats_js(struct evd_nats *n);
 

@@ -242,6 +242,13 @@ int evd_pub_prepare(struct evd_publish *p, const struct evd_http_request *http,
 	return evd_ce_set(ev, "originaltype", type, ev->attr_len[EVD_CE_TYPE], err);
 }
 
+/* What n events of r will add to bytes_in_flight, about: the payloads come from the body (a
+ * batch shares it, a single event or the legacy pair each carry it once). */
+static size_t admit_bytes(const struct evd_pub_req *r, size_t n)
+{
+	return (r->http->body_len + 256) * (r->batch ? 1 : n);
+}
+
 int evd_pub_admit(struct evd_pub_req *r, size_t n)
 {
 	struct evd_publish *p = r->p;
@@ -259,6 +266,13 @@ int evd_pub_admit(struct evd_pub_req *r, size_t n)
 			 "(publish.max_in_flight %u); retry later",
 			 p->in_flight, p->max_in_flight);
 		evd_pub_metrics_shed(p, "max_in_flight");
+	} else if (p->bytes_in_flight > 0 &&
+		   p->bytes_in_flight + admit_bytes(r, n) > EVD_PUB_MAX_BYTES_IN_FLIGHT) {
+		snprintf(text, sizeof(text),
+			 "overloaded: %zu bytes of publishes await JetStream acknowledgements "
+			 "(at most %u); retry later",
+			 p->bytes_in_flight, EVD_PUB_MAX_BYTES_IN_FLIGHT);
+		evd_pub_metrics_shed(p, "max_bytes_in_flight");
 	} else {
 		r->publish_ns = uv_hrtime();
 		return 0;
@@ -505,6 +519,12 @@ void evd_publish_backend_state(struct evd_publish *p, bool ready)
 			free(shown);
 		}
 	}
+}
+
+void evd_publish_backend_lost(struct evd_publish *p)
+{
+	p->backend_ready = false;
+	evd_pub_js_backend_lost(p);
 }
 
 void evd_publish_set_subscribed_provider(struct evd_publish *p, evd_publish_subscribed_cb fn,

@@ -45,6 +45,12 @@ void evd_publish_reject(struct evd_publish *p, const struct evd_http_request *re
 void evd_publish_set_config(struct evd_publish *p, const struct evd_config *cfg);
 /* JetStream became ready (true) or not (false). */
 void evd_publish_backend_state(struct evd_publish *p, bool ready);
+/*
+ * nats.c closed the connection for good (evd_nats state CLOSED; it is reopened from scratch):
+ * its jsCtx is gone and no ack or timeout will come for what it had pending, so every publish
+ * awaiting an ack is answered 503 + Retry-After now. Late acks of those are ignored.
+ */
+void evd_publish_backend_lost(struct evd_publish *p);
 void evd_publish_free(struct evd_publish *p);
 
 #endif

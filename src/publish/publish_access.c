@@ -12,8 +12,10 @@
  * counted (a stuck log must not grow memory without bound). The path is printed with bytes
  * outside printable ASCII percent-encoded, so no request can forge log lines.
  *
- * Loop thread only. The object frees itself after evd_access_log_close, once its timer handle is
- * closed and no write is in flight.
+ * Loop thread only. The object frees itself after evd_access_log_close, once what was waiting is
+ * written (by uv_fs_write as well: up to 2 MiB at close must not be a blocking write() on the loop
+ * at SIGHUP or shutdown), its file closed and its timer handle closed. A reopen on SIGHUP may thus
+ * append its first lines before the old object's last ones.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,20 +49,6 @@ struct evd_access_log {
 
 static void flush(struct evd_access_log *a);
 
-static void write_sync(struct evd_access_log *a, struct evd_buf *b)
-{
-	size_t off = 0;
-	while (off < b->len) {
-		ssize_t n = write(a->fd, b->data + off, b->len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	evd_buf_reset(b);
-}
-
 static void on_timer_closed(uv_handle_t *h)
 {
 	struct evd_access_log *a = h->data;
@@ -69,10 +57,25 @@ static void on_timer_closed(uv_handle_t *h)
 	free(a);
 }
 
+static void start_write(struct evd_access_log *a);
+
+/* Closing: writes what is left (asynchronously, one buffer at a time), then closes. */
 static void finish_close(struct evd_access_log *a)
 {
-	write_sync(a, &a->wbuf);
-	write_sync(a, &a->buf);
+	if (a->writing)
+		return; /* on_written comes back here */
+	if (!a->wbuf.len && a->buf.len) {
+		struct evd_buf t = a->wbuf;
+		a->wbuf = a->buf;
+		a->buf = t;
+	}
+	if (a->wbuf.len) {
+		start_write(a);
+		if (a->writing)
+			return;
+		finish_close(a); /* could not even start: dropped, try the rest */
+		return;
+	}
 	if (a->dropped)
 		evd_log_warn("publish", "access log: %llu lines dropped (the log could not keep up)",
 			     (unsigned long long)a->dropped);
@@ -88,6 +91,7 @@ static void start_write(struct evd_access_log *a)
 	uv_buf_t b = uv_buf_init(a->wbuf.data, (unsigned)a->wbuf.len);
 	a->wreq.data = a;
 	if (uv_fs_write(a->loop, &a->wreq, a->fd, &b, 1, -1, on_written) < 0) {
+		a->dropped++;
 		evd_buf_reset(&a->wbuf);
 		return;
 	}
@@ -100,8 +104,9 @@ static void on_written(uv_fs_t *req)
 	ssize_t r = req->result;
 	uv_fs_req_cleanup(req);
 	a->writing = false;
-	if (r < 0) {
-		evd_log_warn("publish", "access log write failed: %s", uv_strerror((int)r));
+	if (r <= 0) {
+		evd_log_warn("publish", "access log write failed: %s",
+			     r < 0 ? uv_strerror((int)r) : "nothing written");
 		evd_buf_reset(&a->wbuf);
 	} else {
 		evd_buf_consume(&a->wbuf, (size_t)r); /* a short write: the rest goes next */

@@ -34,6 +34,14 @@ struct evd_access_log;
 /* How long JetStream may take to acknowledge a publish before the request gets 503 (the event
  * may still be stored: a retry is safe thanks to Nats-Msg-Id). */
 #define EVD_PUB_ACK_WAIT_MS 5000
+/*
+ * Bytes of publishes awaiting an ack, at most (besides publish.max_in_flight, which counts
+ * messages: 4096 events of 64 KiB would be 256 MiB held by nats.c and the socket buffers). It
+ * bounds what a stalled server can make us hold and what nats.c must write before it notices a
+ * stall (nats_conn.c's write deadline); ordinary traffic never comes near it (the 512-byte
+ * benchmark keeps well under 1 MiB in flight).
+ */
+#define EVD_PUB_MAX_BYTES_IN_FLIGHT (32u * 1024 * 1024)
 /* Events in one batched request at most (Kyma has no batches at all). */
 #define EVD_PUB_MAX_BATCH 1024
 /* Remembered (source, type) -> subject results. */
@@ -91,7 +99,8 @@ struct evd_publish {
 	bool backend_ready;
 	char backend_url[256];        /* destination_service label (credentials redacted) */
 
-	size_t in_flight; /* publishes awaiting an ack */
+	size_t in_flight;       /* publishes awaiting an ack */
+	size_t bytes_in_flight; /* their NATS message sizes (headers + payload) */
 	struct evd_pub_req *pool;
 	size_t npool;
 
@@ -104,6 +113,7 @@ struct evd_publish {
 			const void *msg; /* NULL: empty */
 			struct evd_pub_req *req;
 			uint32_t idx;
+			uint32_t bytes; /* counted in bytes_in_flight */
 		} *slots;
 		size_t cap, n; /* cap a power of two */
 	} map;
@@ -152,6 +162,8 @@ int evd_pub_js_init(struct evd_publish *p);
 int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject);
 /* Loop thread, at free: answers what is still waiting with 503, releases the ack sink. */
 void evd_pub_js_shutdown(struct evd_publish *p);
+/* Loop thread: nats.c closed the connection; answers what is still waiting with 503. */
+void evd_pub_js_backend_lost(struct evd_publish *p);
 /* A request whose publishes are all answered: respond (publish.c / publish_legacy.c). */
 void evd_pub_complete(struct evd_pub_req *r);
 /* Records the outcome of one publish on its request. */

@@ -15,7 +15,13 @@
  * nats.c never blocks us: our in-flight count (publishes whose ack the loop has not processed)
  * is at least nats.c's pending count and stays at or below max_in_flight (+ one request's
  * events), well under PublishAsync.MaxPending, so js_PublishMsgAsync never stalls. MaxWait is set
- * on every publish so an ack lost in a disconnect still ends as a NATS_TIMEOUT answer.
+ * on every publish so an ack lost in a disconnect still ends as a NATS_TIMEOUT answer. A server
+ * that stops reading cannot block it either: nats_conn.c gives writes a deadline. Bytes in flight
+ * are bounded too (EVD_PUB_MAX_BYTES_IN_FLIGHT), not only messages.
+ *
+ * When nats.c closes the connection for good (state CLOSED), no ack or timeout will come for what
+ * it had pending: evd_pub_js_backend_lost answers all of it 503 at once. The jsCtx is looked up
+ * for every publish (evd_nats_js), never kept, so a dead one is never used.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -103,7 +109,8 @@ static size_t slot_of(const struct evd_pub_map *m, const void *msg)
 	return (size_t)(h >> 32) & (m->cap - 1);
 }
 
-static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx);
+static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx,
+		    uint32_t bytes);
 
 static void map_grow(struct evd_pub_map *m)
 {
@@ -114,18 +121,19 @@ static void map_grow(struct evd_pub_map *m)
 	m->n = 0;
 	for (size_t i = 0; i < oldcap; i++)
 		if (old[i].msg)
-			map_put(m, old[i].msg, old[i].req, old[i].idx);
+			map_put(m, old[i].msg, old[i].req, old[i].idx, old[i].bytes);
 	free(old);
 }
 
-static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx)
+static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx,
+		    uint32_t bytes)
 {
 	if ((m->n + 1) * 2 > m->cap)
 		map_grow(m);
 	size_t i = slot_of(m, msg);
 	while (m->slots[i].msg)
 		i = (i + 1) & (m->cap - 1);
-	m->slots[i] = (struct evd_pub_slot){ msg, req, idx };
+	m->slots[i] = (struct evd_pub_slot){ msg, req, idx, bytes };
 	m->n++;
 }
 
@@ -207,6 +215,7 @@ static void complete_one(struct evd_publish *p, const struct ack_entry *e)
 	bool retry;
 	int status = status_of(e, &retry);
 	p->in_flight--;
+	p->bytes_in_flight -= s.bytes;
 	evd_pub_metrics_backend(p, status ? status : 204, r->publish_ns);
 	if (status == 0) {
 		if (e->duplicate)
@@ -347,6 +356,21 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 		return -ENOTCONN;
 	}
 	evd_ce_to_nats_headers(ev, &h);
+	char copy_id[33];
+	if (r->route == EVD_ROUTE_LEGACY && i == 1) {
+		/*
+		 * The legacy prefixed copy has source "kyma" whatever the application, and the id of
+		 * the standard copy: with the plain (source, id) Msg-Id JetStream would drop it as a
+		 * duplicate of the standard copy of application "kyma", or of another application's
+		 * prefixed copy with the same event-id, while the client got 200. Its own Msg-Id,
+		 * tagged with the application, keeps retries deduplicated and copies apart.
+		 */
+		const struct evd_cloudevent *std = &r->events[0];
+		evd_ce_nats_msg_id_tagged(std->attr[EVD_CE_SOURCE], std->attr_len[EVD_CE_SOURCE],
+					  ev->attr[EVD_CE_SOURCE], ev->attr_len[EVD_CE_SOURCE],
+					  ev->attr[EVD_CE_ID], ev->attr_len[EVD_CE_ID], copy_id);
+		h.value[h.n - 1] = copy_id; /* Nats-Msg-Id comes last */
+	}
 	s = msg_create(p, &m, subject, &h, ev->data, ev->data_len);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(m);
@@ -359,7 +383,10 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 	po.MaxWait = EVD_PUB_ACK_WAIT_MS;
 	/* The ack may be handled on nats.c's thread before js_PublishMsgAsync returns; the loop
 	 * only looks at it later, by which time the map has the entry. */
-	map_put(&p->map, m, r, (uint32_t)i);
+	size_t bytes = ev->data_len + 12;
+	for (size_t k = 0; k < h.n; k++)
+		bytes += strlen(h.key[k]) + strlen(h.value[k]) + 4;
+	map_put(&p->map, m, r, (uint32_t)i, (uint32_t)bytes);
 	natsMsg *keep = m;
 	s = js_PublishMsgAsync(js, &m, &po);
 	if (s != NATS_OK) {
@@ -371,7 +398,53 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 	}
 	r->pending++;
 	p->in_flight++;
+	p->bytes_in_flight += bytes;
 	return 0;
+}
+
+/*
+ * Answers every publish still waiting for its ack with 503 + Retry-After (text), after the acks
+ * that already came. The map is swapped out first: answering a request may start the next
+ * pipelined one, which must find an empty map (and is refused: the backend is not ready).
+ * nats.c may still hand us acks of these messages later (or destroy them itself); such an ack
+ * finds no entry and its message is destroyed (complete_one).
+ */
+static void fail_pending(struct evd_publish *p, const char *text)
+{
+	struct evd_pub_acks *a = p->acks;
+	size_t n;
+	bool orphan;
+	struct ack_entry *v = sink_take(a, &n, &orphan, false);
+	for (size_t i = 0; i < n; i++)
+		complete_one(p, &v[i]);
+	struct evd_pub_map old = p->map;
+	p->map.slots = NULL;
+	p->map.cap = p->map.n = 0;
+	for (size_t i = 0; i < old.cap; i++) {
+		struct evd_pub_slot *s = &old.slots[i];
+		if (!s->msg)
+			continue;
+		struct evd_pub_req *r = s->req;
+		p->in_flight--;
+		p->bytes_in_flight -= s->bytes;
+		evd_pub_fail(r, s->idx, 503, true, "%s", text);
+		if (--r->pending == 0)
+			evd_pub_complete(r);
+	}
+	free(old.slots);
+}
+
+void evd_pub_js_backend_lost(struct evd_publish *p)
+{
+	if (!p->acks)
+		return;
+	if (p->map.n)
+		evd_log_warn("publish",
+			     "answering %zu publishes 503: the NATS connection was closed before "
+			     "JetStream acknowledged them",
+			     p->map.n);
+	fail_pending(p, "the NATS connection was closed before JetStream acknowledged the event "
+			"(it may be stored; a retry is safe)");
 }
 
 void evd_pub_js_shutdown(struct evd_publish *p)
@@ -379,27 +452,8 @@ void evd_pub_js_shutdown(struct evd_publish *p)
 	struct evd_pub_acks *a = p->acks;
 	if (!a)
 		return;
-	/* Acks that already came: answer their requests for real. */
-	size_t n;
-	bool orphan;
-	struct ack_entry *v = sink_take(a, &n, &orphan, false);
-	for (size_t i = 0; i < n; i++)
-		complete_one(p, &v[i]);
-	/* The rest never got an ack; nats.c (closed by now) destroyed those messages itself. */
-	for (size_t i = 0; i < p->map.cap; i++) {
-		struct evd_pub_slot *s = &p->map.slots[i];
-		if (!s->msg)
-			continue;
-		struct evd_pub_req *r = s->req;
-		s->msg = NULL;
-		p->in_flight--;
-		evd_pub_fail(r, s->idx, 503, true, "eventingd is shutting down");
-		if (--r->pending == 0)
-			evd_pub_complete(r);
-	}
-	free(p->map.slots);
-	p->map.slots = NULL;
-	p->map.cap = p->map.n = 0;
+	/* What never got an ack: nats.c (closed by now) destroyed those messages itself. */
+	fail_pending(p, "eventingd is shutting down");
 	uv_mutex_lock(&a->lock);
 	if (a->posted) {
 		a->orphan = true; /* the queued item frees the sink when it runs */

@@ -10,7 +10,10 @@
  * what old v1alpha1-style "exact" subscriptions on full sap.kyma.custom types filter on), so both
  * kinds of subscriber receive it. Turn it off when no subscription uses prefixed types: it halves
  * the stream traffic of legacy events. If either publish fails, the client gets the error; a
- * retry is safe since both copies carry the same id and JetStream drops the duplicate.
+ * retry is safe since each copy keeps its Nats-Msg-Id across retries and JetStream drops the
+ * duplicate. The two copies have different Msg-Ids (publish_js.c): the prefixed copy's source is
+ * "kyma" for every application, so (source, id) alone would make it a duplicate of the
+ * standard copy of an application named "kyma" or of another application's prefixed copy.
  */
 #include <errno.h>
 #include <stdio.h>

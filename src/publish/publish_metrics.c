@@ -65,7 +65,7 @@ void evd_pub_metrics_init(struct evd_publish *p)
 		0, NULL, NULL, 0, 0);
 	p->m.shed = evd_metrics_add(m, EVD_METRIC_COUNTER, "eventingd_publish_shed_total",
 				    "Requests answered 503 without publishing, by reason "
-				    "(max_in_flight, backend_unavailable).",
+				    "(max_in_flight, max_bytes_in_flight, backend_unavailable).",
 				    1, shed_labels, NULL, 0, 0);
 	evd_metrics_add_gauge_fn(m, "eventingd_publish_in_flight",
 				 "Publishes awaiting a JetStream acknowledgement.", in_flight, p);

@@ -304,6 +304,26 @@ def test_legacy_200_published_on_both_subjects(tmp):
     assert len(eid) == 36 and eid[14] == "4", eid
 
 
+def test_legacy_copies_of_app_kyma_and_same_ids_all_stored(tmp):
+    # App "kyma": the standard copy's source is "kyma" like the prefixed copy's (Kyma's
+    # LEGACY_NAMESPACE); and two applications may send the same event-id. Each copy is stored.
+    _, evd, js = setup(tmp)
+    n = js.count()
+    req = dict(LEGACY_OK, **{"event-id": "7d3a7c36-0d39-4d8b-9d35-7b9c6f1f2a10"})
+    for app in ("kyma", "other"):
+        status, _, body = post(evd, f"/{app}/v1/events", json.dumps(req).encode(), {"Content-Type": "application/json"})
+        assert status == 200, (status, body)
+    assert js.count() == n + 4, js.count() - n
+    st = js.stream_state()
+    subjects = sorted(js.get(seq)[0] for seq in range(st["last_seq"] - 3, st["last_seq"] + 1))
+    assert subjects == ["kyma.kyma.order.created.v1", "kyma.other.order.created.v1",
+                        "kyma.sap.kyma.custom.kyma.order.created.v1",
+                        "kyma.sap.kyma.custom.other.order.created.v1"], subjects
+    # A retry is still stored once (both copies deduplicated).
+    assert post(evd, "/kyma/v1/events", json.dumps(req).encode(), {"Content-Type": "application/json"})[0] == 200
+    assert js.count() == n + 4, js.count() - n
+
+
 def test_legacy_prefixed_copy_off(tmp):
     _, evd, js = setup(tmp, {"publish": {"legacy_prefixed_copy": False}})
     n = js.count()

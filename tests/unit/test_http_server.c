@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "http/http_fetch.h"
+#include "http/http_internal.h"
 #include "http/http_server.h"
 #include "unit.h"
 #include "util/util_addr.h"
@@ -28,6 +29,8 @@ struct delayed {
 };
 
 static struct evd_http_request *held; /* "/hold" parks a request here (loop thread only) */
+/* "/inspect": the body capacity an answered request still holds while queued (white box). */
+static size_t _Atomic inspect_cap = (size_t)-1;
 
 static void on_delayed_closed(uv_handle_t *h)
 {
@@ -69,6 +72,11 @@ static void handler(struct evd_http_request *req, void *data)
 		char v[256];
 		snprintf(v, sizeof(v), "[%.*s]", h ? (int)h->value_len : 4, h ? h->value : "none");
 		evd_http_respond_text(req, 200, NULL, v);
+	} else if (strcmp(req->path, "/inspect") == 0) {
+		/* Answered, but queued behind a held request: the object stays alive meanwhile. */
+		struct evd_http_req *ir = (struct evd_http_req *)req;
+		evd_http_respond_text(req, 200, NULL, "inspected");
+		inspect_cap = ir->body.cap;
 	} else if (strcmp(req->path, "/empty") == 0) {
 		evd_http_respond(req, 204, NULL, NULL, NULL, 0);
 	} else {
@@ -374,6 +382,48 @@ static void test_pipelining(const char *addr)
 		CHECK_STR(r.body, w);
 	}
 	client_close(&c);
+}
+
+/*
+ * An answered request waiting behind a slow one (pipelining) no longer holds its body: a fresh
+ * server with room for big bodies; /hold stays unanswered until /release comes on another
+ * connection.
+ */
+static void test_body_released_when_answered(void)
+{
+	struct test_server ts;
+	struct evd_http_limits limits = {
+		.max_body_size = 64 * 1024,
+		.max_pipelined = 4,
+	};
+	static char req[40 * 1024];
+	struct client c, c2;
+	struct response r;
+
+	server_start(&ts, &limits);
+	int n = snprintf(req, sizeof(req),
+			 "GET /hold HTTP/1.1\r\n\r\nPOST /inspect HTTP/1.1\r\nContent-Length: %d\r\n\r\n",
+			 32 * 1024);
+	memset(req + n, 'x', 32 * 1024);
+	req[n + 32 * 1024] = '\0';
+	CHECK_INT(client_open(&c, ts.addr), 0);
+	client_send(&c, req);
+	int64_t end = now_ms() + 5000;
+	while (inspect_cap == (size_t)-1 && now_ms() < end)
+		usleep(1000);
+	CHECK(inspect_cap != (size_t)-1);
+	CHECK(inspect_cap <= EVD_HTTP_KEEP_BODY);
+	CHECK_INT(client_open(&c2, ts.addr), 0);
+	client_send(&c2, "GET /release HTTP/1.1\r\n\r\n");
+	CHECK_INT(client_response(&c2, &r), 0);
+	CHECK_STR(r.body, "released\n");
+	CHECK_INT(client_response(&c, &r), 0);
+	CHECK_STR(r.body, "late\n");
+	CHECK_INT(client_response(&c, &r), 0);
+	CHECK_STR(r.body, "inspected\n");
+	client_close(&c);
+	client_close(&c2);
+	server_stop(&ts);
 }
 
 static void test_continue(const char *addr)
@@ -743,6 +793,7 @@ int main(void)
 		.max_pipelined = 2,
 	};
 	test_status_text();
+	test_body_released_when_answered();
 	server_start(&ts, &limits);
 	test_exchanges(ts.addr);
 	test_pipelining(ts.addr);
