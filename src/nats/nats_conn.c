@@ -909,6 +909,21 @@ static char *dup_or_null(const char *s)
 	return s ? evd_xstrdup(s) : NULL;
 }
 
+/* The copies of the configuration that evd_nats_new() took. */
+static void free_settings(struct evd_nats *n)
+{
+	evd_nats_stream_spec_free(&n->spec);
+	free(n->url);
+	free(n->url_shown);
+	free(n->creds);
+	free(n->token);
+	free(n->user);
+	free(n->password);
+	free(n->tls_ca);
+	free(n->tls_cert);
+	free(n->tls_key);
+}
+
 int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_config *cfg,
 		 const char *url, evd_nats_state_cb on_state, void *data, struct evd_nats **out)
 {
@@ -949,16 +964,7 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 fail_cond:
 	uv_mutex_destroy(&n->ev_lock);
 fail_mutex:
-	evd_nats_stream_spec_free(&n->spec);
-	free(n->url);
-	free(n->url_shown);
-	free(n->creds);
-	free(n->token);
-	free(n->user);
-	free(n->password);
-	free(n->tls_ca);
-	free(n->tls_cert);
-	free(n->tls_key);
+	free_settings(n);
 	free(n);
 	return err;
 }
@@ -1126,17 +1132,8 @@ static void nats_free(struct evd_nats *n)
 	void *closed_data = n->closed_data;
 
 	jsStreamInfo_Destroy(n->si);
-	evd_nats_stream_spec_free(&n->spec);
 	free(n->last_error);
-	free(n->url);
-	free(n->url_shown);
-	free(n->creds);
-	free(n->token);
-	free(n->user);
-	free(n->password);
-	free(n->tls_ca);
-	free(n->tls_cert);
-	free(n->tls_key);
+	free_settings(n);
 	uv_mutex_destroy(&n->ev_lock);
 	uv_cond_destroy(&n->ev_cond);
 	free(n);
