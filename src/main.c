@@ -19,10 +19,10 @@ static void usage(FILE *to)
 	fputs("usage: eventingd [run] [-c FILE] [--dev]     run the appliance (default)\n"
 	      "       eventingd check [-c FILE] [--dev]     validate the configuration\n"
 	      "       eventingd status [--admin URL] [--json] [-c FILE]\n"
-	      "                                            backend state of a running eventingd\n"
-	      "       eventingd publish --type T --source S [--data JSON|@FILE] [--url URL]\n"
+	      "                                            backend and subscriptions of a running eventingd\n"
+	      "       eventingd publish --type T --source S [--data JSON|@FILE|@-] [--url URL]\n"
 	      "                         [--structured] [--id ID] [--content-type CT]\n"
-	      "                         [--extension NAME=VALUE ...] [-c FILE]\n"
+	      "                         [--extension NAME=VALUE ...] [-c FILE] [--dev]\n"
 	      "                                            send one CloudEvent\n"
 	      "       eventingd display [--listen ADDR]     print every CloudEvent sent to ADDR\n"
 	      "       eventingd version\n"
@@ -95,6 +95,11 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "__pdeathsig-exec") == 0)
 		return evd_embedded_shim_main(argc, argv);
 
+	/* Before the option check below, which would take --version for an option of run. */
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("eventingd %s\n", EVD_VERSION);
+		return 0;
+	}
 	if (cmd[0] == '-') /* "eventingd -c FILE" means run */
 		return cmd_run(argc, argv);
 	if (strcmp(cmd, "run") == 0)
@@ -107,10 +112,6 @@ int main(int argc, char **argv)
 		return evd_cli_publish(argc - 1, argv + 1);
 	if (strcmp(cmd, "display") == 0)
 		return evd_cli_display(argc - 1, argv + 1);
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-		printf("eventingd %s\n", EVD_VERSION);
-		return 0;
-	}
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
 		usage(stdout);
 		return 0;

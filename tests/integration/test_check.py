@@ -84,6 +84,10 @@ def test_usage_errors(tmp):
     assert rc == 64 and "unknown command" in err, (rc, err)
     rc, out, err = eventingd_cli("version")
     assert rc == 0 and out.startswith("eventingd "), (rc, out)
+    rc, out2, err = eventingd_cli("--version")
+    assert rc == 0 and out2 == out, (rc, out2, err)
+    rc, out, err = eventingd_cli("--help")
+    assert rc == 0 and out.startswith("usage: eventingd"), (rc, out, err)
 
 
 if __name__ == "__main__":
