@@ -178,7 +178,7 @@ const struct evd_config_key evd_config_keys[] = {
 	  .help = "Open HTTP connections to one sink at most." },
 	{ "dispatch.drain_timeout", EVD_KEY_DURATION, FIELD_MS(dispatch.drain_timeout),
 	  "10s", "10s", .min = 0, .max = 1 * HOUR, .reloadable = true,
-	  .help = "On shutdown, how long deliveries in progress may finish." },
+	  .help = "On shutdown, how long requests and deliveries in progress may finish." },
 	{ "dispatch.max_event_age", EVD_KEY_DURATION, FIELD_MS(dispatch.max_event_age),
 	  "24h", "24h", .min = 1 * MIN, .max = NO_MAX, .reloadable = true,
 	  .help = "Undelivered events older than this go to dead letters, so one dead sink cannot fill the stream." },

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The blocking client behind `eventingd status/publish/deadletters`: a non-blocking socket driven
- * by poll() against one overall deadline, a request with Connection: close, and llhttp in
+ * The blocking client behind `eventingd status` and `eventingd publish`: a non-blocking socket
+ * driven by poll() against one overall deadline, a request with Connection: close, and llhttp in
  * response mode so Content-Length, chunked and read-until-close bodies all work.
  */
 #include <errno.h>
