@@ -334,14 +334,11 @@ static void cross_error(struct loader *L, const struct evd_yaml_node *n, const c
 static void cross_error(struct loader *L, const struct evd_yaml_node *n, const char *key,
 			const char *fmt, ...)
 {
-	struct evd_buf msg = EVD_BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	evd_buf_vprintf(&msg, fmt, ap);
+	evd_diag_vadd(L->diag, EVD_DIAG_ERROR, L->file, n ? n->line : 1, n ? n->col : 1, key, fmt,
+		      ap);
 	va_end(ap);
-	evd_diag_add(L->diag, EVD_DIAG_ERROR, L->file, n ? n->line : 1, n ? n->col : 1, key, "%s",
-		     msg.data);
-	evd_buf_free(&msg);
 }
 
 /* Where a set key stood: its value, or for a key given as a section its key. */
@@ -369,14 +366,10 @@ static void key_diag(struct loader *L, enum evd_diag_severity sev, const struct 
 static void key_diag(struct loader *L, enum evd_diag_severity sev, const struct evd_yaml_node *n,
 		     const char *key, const char *fmt, ...)
 {
-	struct evd_buf msg = EVD_BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	evd_buf_vprintf(&msg, fmt, ap);
+	evd_diag_vadd(L->diag, sev, L->file, n ? n->key_line : 1, n ? n->key_col : 1, key, fmt, ap);
 	va_end(ap);
-	evd_diag_add(L->diag, sev, L->file, n ? n->key_line : 1, n ? n->key_col : 1, key, "%s",
-		     msg.data);
-	evd_buf_free(&msg);
 }
 
 static void check_pair(struct loader *L, const char *a, const char *b)

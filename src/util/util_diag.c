@@ -8,12 +8,17 @@
 void evd_diag_add(struct evd_diag *d, enum evd_diag_severity sev, const char *file, int line,
 		  int col, const char *key, const char *fmt, ...)
 {
-	struct evd_buf msg = EVD_BUF_INIT;
 	va_list ap;
-
 	va_start(ap, fmt);
-	evd_buf_vprintf(&msg, fmt, ap);
+	evd_diag_vadd(d, sev, file, line, col, key, fmt, ap);
 	va_end(ap);
+}
+
+void evd_diag_vadd(struct evd_diag *d, enum evd_diag_severity sev, const char *file, int line,
+		   int col, const char *key, const char *fmt, va_list ap)
+{
+	struct evd_buf msg = EVD_BUF_INIT;
+	evd_buf_vprintf(&msg, fmt, ap);
 
 	if (d->count == d->cap) {
 		d->cap = d->cap ? d->cap * 2 : 8;

@@ -9,6 +9,7 @@
 #ifndef EVD_UTIL_DIAG_H
 #define EVD_UTIL_DIAG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "util/util_buf.h"
@@ -40,6 +41,9 @@ struct evd_diag {
 void evd_diag_add(struct evd_diag *d, enum evd_diag_severity sev, const char *file, int line,
 		  int col, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 7, 8)));
+void evd_diag_vadd(struct evd_diag *d, enum evd_diag_severity sev, const char *file, int line,
+		   int col, const char *key, const char *fmt, va_list ap)
+	__attribute__((format(printf, 7, 0)));
 /* Appends every entry of src to dst. */
 void evd_diag_merge(struct evd_diag *dst, const struct evd_diag *src);
 /* One line per entry: "FILE:LINE:COL: key: message" ("warning: " before key for warnings). */
