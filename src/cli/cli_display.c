@@ -254,7 +254,7 @@ static void on_request(struct evd_http_request *req, void *data)
 				      "eventingd display: POST CloudEvents here");
 		return;
 	}
-	const struct evd_http_header *cth = evd_http_request_header(req, "Content-Type");
+	const struct evd_header *cth = evd_http_request_header(req, "Content-Type");
 	switch (evd_ce_detect_mode(cth ? cth->value : NULL, cth ? cth->value_len : 0)) {
 	case EVD_CE_MODE_UNSUPPORTED:
 		reject(req, 415, "only the JSON event format is supported");

@@ -73,15 +73,15 @@ static bool name_is(const char *n, size_t nl, const char *lit)
 	return strlen(lit) == nl && strncasecmp(n, lit, nl) == 0;
 }
 
-int evd_ce_decode_binary(const struct evd_http_header *headers, size_t nheaders, const char *body,
+int evd_ce_decode_binary(const struct evd_header *headers, size_t nheaders, const char *body,
 			 size_t body_len, struct evd_cloudevent *ev, struct evd_buf *err)
 {
-	const struct evd_http_header *ct = NULL;
+	const struct evd_header *ct = NULL;
 	int rc;
 
 	evd_ce_init(ev);
 	for (size_t i = 0; i < nheaders; i++) {
-		const struct evd_http_header *h = &headers[i];
+		const struct evd_header *h = &headers[i];
 		if (h->name_len > 3 && strncasecmp(h->name, "ce-", 3) == 0) {
 			rc = evd_ce_add_header(ev, h->name + 3, h->name_len - 3, h->value, h->value_len, err);
 			if (rc < 0)

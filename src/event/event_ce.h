@@ -29,7 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "http/http_server.h" /* struct evd_http_header only: the binary decoder takes req->headers */
+#include "util/util_header.h"
 
 struct evd_buf;
 
@@ -131,7 +131,7 @@ enum evd_ce_mode evd_ce_detect_mode(const char *content_type, size_t len);
  * percent-decoded as the HTTP binding §3.1.3.2 says; Content-Type becomes datacontenttype; body
  * is the data (zero copy, none when empty). -ENOMSG when there is no ce-specversion header.
  */
-int evd_ce_decode_binary(const struct evd_http_header *headers, size_t nheaders, const char *body,
+int evd_ce_decode_binary(const struct evd_header *headers, size_t nheaders, const char *body,
 			 size_t body_len, struct evd_cloudevent *ev, struct evd_buf *err);
 
 /*

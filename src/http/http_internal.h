@@ -60,7 +60,7 @@ struct evd_http_req {
 	struct evd_buf body;
 	struct evd_buf resp;  /* the formatted response */
 	struct evd_http_hdr_off *offs;
-	struct evd_http_header *hdrs;
+	struct evd_header *hdrs;
 	size_t nhdrs, hdrs_cap;
 };
 

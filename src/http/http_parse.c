@@ -224,7 +224,7 @@ static int on_headers_complete(llhttp_t *p)
 				v++, vl--;
 			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
 				vl--;
-			r->hdrs[i] = (struct evd_http_header){ r->raw.data + o->name_off, o->name_len,
+			r->hdrs[i] = (struct evd_header){ r->raw.data + o->name_off, o->name_len,
 							       v, vl };
 		}
 	}
@@ -245,7 +245,7 @@ static int on_headers_complete(llhttp_t *p)
 	if (has_body && conn->nqueued == 0 && !(p->http_major == 1 && p->http_minor == 0)) {
 		/* Only at the head of the queue: a 100 must not overtake earlier responses. A client
 		 * whose Expect we skip sends the body after its own short wait. */
-		const struct evd_http_header *h = evd_http_request_header(pub, "Expect");
+		const struct evd_header *h = evd_http_request_header(pub, "Expect");
 		if (h && h->value_len == 12 && strncasecmp(h->value, "100-continue", 12) == 0)
 			send_continue(conn);
 	}

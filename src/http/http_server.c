@@ -206,12 +206,12 @@ const char *evd_http_server_date(struct evd_http_server *srv)
 	return srv->date;
 }
 
-const struct evd_http_header *evd_http_request_header(const struct evd_http_request *req,
+const struct evd_header *evd_http_request_header(const struct evd_http_request *req,
 						      const char *name)
 {
 	size_t n = strlen(name);
 	for (size_t i = 0; i < req->nheaders; i++) {
-		const struct evd_http_header *h = &req->headers[i];
+		const struct evd_header *h = &req->headers[i];
 		if (h->name_len == n && strncasecmp(h->name, name, n) == 0)
 			return h;
 	}

@@ -22,15 +22,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "util/util_header.h"
+
 struct evd_http_server;
 struct evd_http_conn;
-
-struct evd_http_header {
-	const char *name; /* as sent (compare case-insensitively) */
-	size_t name_len;
-	const char *value; /* leading and trailing whitespace removed */
-	size_t value_len;
-};
 
 struct evd_http_request {
 	/* Everything below points into memory owned by the server; valid until respond. */
@@ -38,7 +33,7 @@ struct evd_http_request {
 	const char *path;   /* without the query, not percent-decoded, NUL-terminated */
 	size_t path_len;
 	const char *query; /* after '?', NUL-terminated, "" if none */
-	const struct evd_http_header *headers;
+	const struct evd_header *headers;
 	size_t nheaders;
 	const char *body; /* NUL-terminated for convenience (the NUL is not in body_len) */
 	size_t body_len;
@@ -102,7 +97,7 @@ void evd_http_server_stop(struct evd_http_server *srv, uint64_t timeout_ms,
 			  void (*on_closed)(void *data), void *data);
 
 /* Finds a request header by name, case-insensitively; NULL if absent. */
-const struct evd_http_header *evd_http_request_header(const struct evd_http_request *req,
+const struct evd_header *evd_http_request_header(const struct evd_http_request *req,
 						      const char *name);
 
 /*

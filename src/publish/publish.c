@@ -161,7 +161,7 @@ static int add_tracing(const struct evd_http_request *http, struct evd_cloudeven
 {
 	bool added = false;
 	for (size_t i = 0; i < http->nheaders; i++) {
-		const struct evd_http_header *h = &http->headers[i];
+		const struct evd_header *h = &http->headers[i];
 		char c = h->name[0];
 		if (c != 't' && c != 'T' && c != 'x' && c != 'X')
 			continue;
@@ -319,7 +319,7 @@ static void publish_cloudevents(struct evd_pub_req *r)
 {
 	struct evd_publish *p = r->p;
 	struct evd_http_request *http = r->http;
-	const struct evd_http_header *ct = evd_http_request_header(http, "Content-Type");
+	const struct evd_header *ct = evd_http_request_header(http, "Content-Type");
 	struct evd_buf err = EVD_BUF_INIT;
 	const char *one_subject = NULL, **subjects = &one_subject;
 	int rc = 0;

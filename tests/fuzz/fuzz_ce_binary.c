@@ -11,7 +11,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data, *end = p + size;
-	struct evd_http_header h[MAX_HEADERS];
+	struct evd_header h[MAX_HEADERS];
 	size_t n = 0;
 	const char *body = end;
 	while (p < end) {
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const char *ve = eol;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
-		h[n++] = (struct evd_http_header){ p, (size_t)((colon ? colon : eol) - p), v,
+		h[n++] = (struct evd_header){ p, (size_t)((colon ? colon : eol) - p), v,
 						   (size_t)(ve - v) };
 		p = nl ? nl + 1 : end;
 	}

@@ -6,6 +6,7 @@
 #ifndef EVD_FUZZ_COMMON_H
 #define EVD_FUZZ_COMMON_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,7 @@ static inline void fuzz_check_round_trips(struct evd_cloudevent *ev)
 
 	/* HTTP binary mode: the NATS headers are the same ce-* headers an HTTP sink gets, except
 	 * that datacontenttype travels as Content-Type there. */
-	struct evd_http_header hh[EVD_CE_NATTRS + EVD_CE_MAX_EXTENSIONS + 1];
+	struct evd_header hh[EVD_CE_NATTRS + EVD_CE_MAX_EXTENSIONS + 1];
 	size_t n = 0;
 	for (size_t i = 0; i < h.n; i++) {
 		const char *k = h.key[i];
@@ -84,7 +85,7 @@ static inline void fuzz_check_round_trips(struct evd_cloudevent *ev)
 			continue;
 		if (strcmp(k, "ce-datacontenttype") == 0)
 			k = "Content-Type";
-		hh[n++] = (struct evd_http_header){ k, strlen(k), h.value[i], strlen(h.value[i]) };
+		hh[n++] = (struct evd_header){ k, strlen(k), h.value[i], strlen(h.value[i]) };
 	}
 	/* Content-Type is no percent-encoded header: give it the raw value. */
 	for (size_t i = 0; i < n; i++)

@@ -82,7 +82,7 @@ static void handler(struct evd_http_request *req, void *data)
 	if (req->path[req->path_len] != '\0')
 		FAIL("path not NUL-terminated at its length");
 	for (size_t i = 0; i < req->nheaders; i++) {
-		const struct evd_http_header *h = &req->headers[i];
+		const struct evd_header *h = &req->headers[i];
 		for (size_t j = 0; j < h->name_len; j++)
 			sum += (unsigned char)h->name[j];
 		for (size_t j = 0; j < h->value_len; j++)

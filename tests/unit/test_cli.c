@@ -88,7 +88,7 @@ static void test_extension_names(void)
 }
 
 /* Splits "Name: value\r\n" lines into headers pointing into lines (modified in place). */
-static size_t split_headers(char *lines, struct evd_http_header *h, size_t max)
+static size_t split_headers(char *lines, struct evd_header *h, size_t max)
 {
 	size_t n = 0;
 	char *save = NULL;
@@ -99,7 +99,7 @@ static size_t split_headers(char *lines, struct evd_http_header *h, size_t max)
 		char *v = colon + 1;
 		while (*v == ' ')
 			v++;
-		h[n++] = (struct evd_http_header){ l, (size_t)(colon - l), v, strlen(v) };
+		h[n++] = (struct evd_header){ l, (size_t)(colon - l), v, strlen(v) };
 	}
 	return n;
 }
@@ -172,7 +172,7 @@ static void test_publish_build(void)
 			CHECK(strstr(headers.data, "Content-Type: application/cloudevents+json") != NULL);
 			rc = evd_ce_decode_structured(body.data, body.len, &out, &derr);
 		} else {
-			struct evd_http_header h[32];
+			struct evd_header h[32];
 			size_t nh = split_headers(headers.data, h, 32);
 			rc = evd_ce_decode_binary(h, nh, body.data, body.len, &out, &derr);
 		}

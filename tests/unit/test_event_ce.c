@@ -373,7 +373,7 @@ static void test_binary(void)
 {
 	struct evd_cloudevent ev;
 	struct evd_buf err = EVD_BUF_INIT;
-	const struct evd_http_header h1[] = {
+	const struct evd_header h1[] = {
 		H("Host", "x"),
 		H("CE-SpecVersion", "1.0"),
 		H("ce-id", "A%20B"),
@@ -397,14 +397,14 @@ static void test_binary(void)
 	evd_ce_free(&ev);
 
 	/* no ce-specversion: not a CloudEvent at all */
-	const struct evd_http_header h2[] = { H("Content-Type", "application/json"), H("ce-id", "1") };
+	const struct evd_header h2[] = { H("Content-Type", "application/json"), H("ce-id", "1") };
 	CHECK_INT(evd_ce_decode_binary(h2, N(h2), "{}", 2, &ev, &err), -ENOMSG);
 	CHECK_STR(err.data, "not a CloudEvent: no ce-specversion header, and the Content-Type is not "
 			    "application/cloudevents+json");
 	CHECK(ev.arena.head == NULL);
 
 	static const struct {
-		struct evd_http_header extra;
+		struct evd_header extra;
 		const char *err;
 	} bad[] = {
 		{ H("ce-id", "2"), "ce-id: header given more than once" },
@@ -420,7 +420,7 @@ static void test_binary(void)
 		{ H("ce-time", "yesterday"), "time: if present, MUST adhere to the format specified in RFC 3339" },
 	};
 	for (size_t i = 0; i < N(bad); i++) {
-		struct evd_http_header hs[] = {
+		struct evd_header hs[] = {
 			H("ce-specversion", "1.0"), H("ce-id", "1"), H("ce-source", "/s"), H("ce-type", "t"),
 			H("content-type", "application/json"), bad[i].extra,
 		};
@@ -430,7 +430,7 @@ static void test_binary(void)
 	}
 
 	/* ce-datacontenttype alone is accepted (no Content-Type) */
-	const struct evd_http_header h3[] = {
+	const struct evd_header h3[] = {
 		H("ce-specversion", "1.0"), H("ce-id", "1"), H("ce-source", "/s"), H("ce-type", "t"),
 		H("ce-datacontenttype", "text/plain"),
 	};

@@ -76,21 +76,21 @@ static void check_nats_roundtrip(struct evd_cloudevent *ev, const char *id)
 /* HTTP binary mode: ce- headers percent-encoded, datacontenttype as Content-Type, data as body. */
 static void check_binary(struct evd_cloudevent *ev, const char *id)
 {
-	struct evd_http_header hs[EVD_CE_NATTRS + EVD_CE_MAX_EXTENSIONS];
+	struct evd_header hs[EVD_CE_NATTRS + EVD_CE_MAX_EXTENSIONS];
 	char *owned[EVD_CE_NATTRS + EVD_CE_MAX_EXTENSIONS * 2];
 	size_t n = 0, no = 0;
 	for (int a = 0; a < EVD_CE_NATTRS; a++) {
 		if (!ev->attr[a])
 			continue;
 		if (a == EVD_CE_DATACONTENTTYPE) {
-			hs[n++] = (struct evd_http_header){ "Content-Type", 12, ev->attr[a], ev->attr_len[a] };
+			hs[n++] = (struct evd_header){ "Content-Type", 12, ev->attr[a], ev->attr_len[a] };
 			continue;
 		}
 		struct evd_buf name = EVD_BUF_INIT;
 		evd_buf_printf(&name, "ce-%s", evd_ce_attr_name(a));
 		char *v = malloc(3 * ev->attr_len[a] + 1);
 		size_t vl = evd_ce_percent_encode(ev->attr[a], ev->attr_len[a], v);
-		hs[n++] = (struct evd_http_header){ name.data, name.len, v, vl };
+		hs[n++] = (struct evd_header){ name.data, name.len, v, vl };
 		owned[no++] = evd_buf_steal(&name);
 		owned[no++] = v;
 	}
@@ -99,7 +99,7 @@ static void check_binary(struct evd_cloudevent *ev, const char *id)
 		evd_buf_printf(&name, "ce-%s", ev->ext[i].name);
 		char *v = malloc(3 * ev->ext[i].value_len + 1);
 		size_t vl = evd_ce_percent_encode(ev->ext[i].value, ev->ext[i].value_len, v);
-		hs[n++] = (struct evd_http_header){ name.data, name.len, v, vl };
+		hs[n++] = (struct evd_header){ name.data, name.len, v, vl };
 		owned[no++] = evd_buf_steal(&name);
 		owned[no++] = v;
 	}

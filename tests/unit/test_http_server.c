@@ -68,7 +68,7 @@ static void handler(struct evd_http_request *req, void *data)
 		evd_http_respond_text(req, 200, NULL, held ? "released" : "nothing held");
 		held = NULL;
 	} else if (strcmp(req->path, "/header") == 0) {
-		const struct evd_http_header *h = evd_http_request_header(req, req->query);
+		const struct evd_header *h = evd_http_request_header(req, req->query);
 		char v[256];
 		snprintf(v, sizeof(v), "[%.*s]", h ? (int)h->value_len : 4, h ? h->value : "none");
 		evd_http_respond_text(req, 200, NULL, v);
