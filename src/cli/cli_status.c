@@ -250,10 +250,16 @@ static void print_subscriptions(FILE *out, const cJSON *root, int64_t now_ms)
 		const char *err = str_or(st, "lastError", NULL);
 		if (err)
 			fprintf(out, "      error: %s\n", err);
+		/* The dispatcher's last failure, with its age: an old one next to newer
+		 * deliveries reads differently from one that is still happening. */
 		const char *ferr = str_or(get(st, "delivery"), "lastFailureReason", NULL);
-		if (ferr)
-			fprintf(out, "      last delivery failure: %s (%s)\n", ferr,
-				str_or(get(st, "delivery"), "lastFailure", "?"));
+		if (ferr) {
+			char age[32];
+			evd_cli_age(now_ms,
+				    evd_cli_parse_time(str_or(get(st, "delivery"), "lastFailure", NULL)),
+				    age, sizeof(age));
+			fprintf(out, "      last delivery failure (%s): %s\n", age, ferr);
+		}
 		cJSON_ArrayForEach(e, get(st, "warnings"))
 		{
 			if (cJSON_IsString(e))
