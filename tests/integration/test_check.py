@@ -73,6 +73,19 @@ def test_run_with_missing_explicit_file_is_error(tmp):
     assert rc == 78, (rc, out, err)
 
 
+def test_every_subcommand_refuses_a_missing_explicit_file(tmp):
+    # status used to print "cannot read" and then ask the default admin address (another
+    # instance, perhaps) and exit 69; --admin/--url beside -c do not make the mistake go away.
+    missing = os.path.join(tmp, "missing.yaml")
+    for args in (["run", "-c", missing], ["-c", missing], ["check", "-c", missing],
+                 ["status", "-c", missing], ["status", "--admin", "http://127.0.0.1:9", "-c", missing],
+                 ["publish", "--type", "t", "--source", "s", "-c", missing],
+                 ["publish", "--type", "t", "--source", "s", "--url", "http://127.0.0.1:9/", "-c", missing]):
+        rc, out, err = eventingd_cli(*args, timeout=10)
+        assert rc == 78, (args, rc, out, err)
+        assert "missing.yaml" in err, (args, err)
+
+
 def test_no_config_means_sandbox(tmp):
     rc, out, err = eventingd_cli("check", "--dev", cwd=tmp)
     assert rc == 0, (rc, out, err)
