@@ -131,6 +131,15 @@ bool evd_config_embedded(const struct evd_config *cfg);
 int evd_config_restart_keys(const struct evd_config *old, const struct evd_config *cur,
 			    struct evd_buf *out);
 
+/*
+ * One URL of nats.url with its user-info percent-decoded (RFC 3986 3.2.1: "nats://evd:p%40ss@h"
+ * gives user "evd", password "p@ss"), in the form nats.c's URL parser takes (it splits at the
+ * last '@' and the first ':', and decodes nothing). Refuses a bad escape, %00, and a ':' in a
+ * decoded user name or token (nats.c would cut it there). Returns 0 with *out (caller frees), or
+ * -EINVAL with why.
+ */
+int evd_config_url_decode(const char *url, char **out, char *why, size_t whylen);
+
 /* Parsers shared with other readers (subscription files): 0 or -EINVAL. */
 int evd_parse_size(const char *text, uint64_t *out);        /* "64KiB", "1GiB", "512" (bytes) */
 int evd_parse_duration(const char *text, int64_t *out_ms);  /* "250ms", "30s", "2m", "1h", "7d" */

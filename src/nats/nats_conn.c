@@ -100,6 +100,9 @@ struct evd_nats {
 	/* Copied from the config at creation (restart keys). */
 	char *url_shown; /* url without credentials, for logs and JSON */
 	char *url, *creds, *token, *user, *password, *tls_ca, *tls_cert, *tls_key;
+	/* url split at its commas, user-info percent-decoded: natsOptions_SetServers' list */
+	char **servers;
+	int nservers;
 	struct evd_nats_stream_spec spec; /* reloadable; loop-owned */
 	jsPubAckHandler ack_handler;
 	void *ack_closure;
@@ -534,8 +537,13 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 	natsStatus s;
 
 	s = natsOptions_Create(&o);
+	/*
+	 * natsOptions_SetURL takes one URL: given "nats://a:4222,nats://b:4222" it parses the
+	 * whole text as one host and never connects. The list goes to SetServers, one URL each;
+	 * nats.c then fails over between them (and the servers a cluster announces).
+	 */
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(o, n->url);
+		s = natsOptions_SetServers(o, (const char **)n->servers, n->nservers);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(o, "eventingd");
 	if (s == NATS_OK)
@@ -909,12 +917,38 @@ static char *dup_or_null(const char *s)
 	return s ? evd_xstrdup(s) : NULL;
 }
 
+/* n->url ("nats://a:4222,nats://u:p%40w@b:4222") -> n->servers, decoded for nats.c. */
+static int split_servers(struct evd_nats *n)
+{
+	const char *p = n->url;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		char *one = evd_xstrndup(p, len), *decoded = NULL, why[160];
+		int rc = evd_config_url_decode(one, &decoded, why, sizeof(why));
+
+		free(one);
+		if (rc < 0) {
+			evd_log_error("nats", "nats.url: %s", why);
+			return rc;
+		}
+		n->servers = evd_xrealloc(n->servers, (size_t)(n->nservers + 1) * sizeof(*n->servers));
+		n->servers[n->nservers++] = decoded;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
 /* The copies of the configuration that evd_nats_new() took. */
 static void free_settings(struct evd_nats *n)
 {
 	evd_nats_stream_spec_free(&n->spec);
 	free(n->url);
 	free(n->url_shown);
+	for (int i = 0; i < n->nservers; i++)
+		free(n->servers[i]);
+	free(n->servers);
 	free(n->creds);
 	free(n->token);
 	free(n->user);
@@ -938,6 +972,8 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	n->max_pending = DEFAULT_MAX_PENDING;
 	n->url = evd_xstrdup(url);
 	n->url_shown = evd_nats_redact_urls(url);
+	if ((err = split_servers(n)) < 0)
+		goto fail_mutex;
 	n->creds = dup_or_null(cfg->nats.creds);
 	n->token = dup_or_null(cfg->nats.token);
 	n->user = dup_or_null(cfg->nats.user);

@@ -837,6 +837,41 @@ static void test_man(const char *path)
 	free(text);
 }
 
+/* nats.url user-info: RFC 3986 percent-decoding into the form nats.c's URL parser takes. */
+static void test_url_decode(void)
+{
+	static const struct {
+		const char *in, *want; /* want NULL: refused */
+	} rows[] = {
+		{ "nats://h:4222", "nats://h:4222" },
+		{ "nats://evd:p%40ss@h:4222", "nats://evd:p@ss@h:4222" },
+		{ "nats://evd:p@ss@h:4222", "nats://evd:p@ss@h:4222" }, /* raw '@': last one ends it */
+		{ "nats://ev%64:a%2Cb%3Ac%25@h", "nats://evd:a,b:c%@h" },
+		{ "tls://s3cr%2Ft@[::1]:4222", "tls://s3cr/t@[::1]:4222" }, /* a token */
+		{ "nats://u%3Ax:p@h", NULL },  /* ':' in a user name: nats.c would cut it */
+		{ "nats://u:p%zz@h", NULL },   /* not hex */
+		{ "nats://u:p%4@h", NULL },    /* truncated */
+		{ "nats://u:p%00@h", NULL },   /* NUL */
+	};
+	for (size_t i = 0; i < EVD_ARRAY_SIZE(rows); i++) {
+		char *out = NULL, why[160] = "";
+		int rc = evd_config_url_decode(rows[i].in, &out, why, sizeof(why));
+		if (rows[i].want) {
+			CHECK_INT(rc, 0);
+			CHECK_STR(out, rows[i].want);
+		} else {
+			CHECK_INT(rc, -EINVAL);
+			CHECK(why[0] != '\0');
+		}
+		free(out);
+	}
+	/* check refuses what cannot be decoded, at the value. */
+	char why[160];
+	CHECK(evd_config_check_url("nats://u:p%zz@h:4222", why, sizeof(why)) == -EINVAL);
+	CHECK(strstr(why, "%25") != NULL);
+	CHECK(evd_config_check_url("nats://u:p%40@h:4222", why, sizeof(why)) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	char cwd[4096];
@@ -862,6 +897,7 @@ int main(int argc, char **argv)
 	test_one_key();
 	test_bad();
 	test_warnings_and_computed();
+	test_url_decode();
 	if (paths[0])
 		test_sample(paths[0], false);
 	if (paths[1])

