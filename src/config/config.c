@@ -182,6 +182,28 @@ int evd_config_restart_keys(const struct evd_config *old, const struct evd_confi
 	return n;
 }
 
+void evd_config_keep_restart_keys(const struct evd_config *running, struct evd_config *next)
+{
+	for (size_t i = 0; i < evd_config_nkeys; i++) {
+		const struct evd_config_key *k = &evd_config_keys[i];
+		const void *from = (const char *)running + k->offset;
+		void *to = FIELD_PTR(next, k);
+
+		if (k->reloadable)
+			continue;
+		switch (k->type) {
+		case EVD_KEY_STRING:
+		case EVD_KEY_URLS: evd_config_set_string(next, k, *(char *const *)from); break;
+		case EVD_KEY_BOOL: memcpy(to, from, sizeof(bool)); break;
+		case EVD_KEY_UINT: memcpy(to, from, sizeof(uint32_t)); break;
+		case EVD_KEY_SIZE: memcpy(to, from, sizeof(uint64_t)); break;
+		case EVD_KEY_DURATION: memcpy(to, from, sizeof(int64_t)); break;
+		case EVD_KEY_ENUM: memcpy(to, from, sizeof(int)); break;
+		case EVD_KEY_DOUBLE: memcpy(to, from, sizeof(double)); break;
+		}
+	}
+}
+
 /* ---- unknown keys and suggestions ---- */
 static void report_unknown(struct loader *L, const struct evd_yaml_node *n, const char *path,
 			   const char *prefix)

@@ -140,6 +140,14 @@ int evd_config_restart_keys(const struct evd_config *old, const struct evd_confi
  */
 int evd_config_url_decode(const char *url, char **out, char *why, size_t whylen);
 
+/*
+ * Copies into next the running value of every key that is not reloadable, so that after a
+ * SIGHUP the daemon's configuration is the one that runs (DESIGN.md §3: a restart key takes
+ * effect at the next start, not half-way through the running components). Call
+ * evd_config_restart_keys first to report what differs.
+ */
+void evd_config_keep_restart_keys(const struct evd_config *running, struct evd_config *next);
+
 /* Parsers shared with other readers (subscription files): 0 or -EINVAL. */
 int evd_parse_size(const char *text, uint64_t *out);        /* "64KiB", "1GiB", "512" (bytes) */
 int evd_parse_duration(const char *text, int64_t *out_ms);  /* "250ms", "30s", "2m", "1h", "7d" */

@@ -117,6 +117,14 @@ const struct evd_config_key evd_config_keys[] = {
 	  "/var/lib/eventingd", "./.eventingd",
 	  .help = "Directory of the embedded JetStream store and local state." },
 
+	/*
+	 * SIGHUP, decided per key (issue 10). The name, the subjects, storage and retention are
+	 * restart-only: publish, the registry's consumers and the stream would all have to move
+	 * at once, and JetStream cannot change storage or retention in place; the daemon keeps
+	 * their running values until a restart (evd_config_keep_restart_keys). The limits are
+	 * reloadable: the next ensure updates them in place (js_UpdateStream), and a refused
+	 * update is logged and leaves the running stream as it was.
+	 */
 	{ "stream.name", EVD_KEY_STRING, FIELD_STR(stream.name),
 	  "sap", "sap", .check = EVD_CHECK_STREAM_NAME,
 	  .help = "JetStream stream that holds the events (Kyma's name)." },
@@ -130,19 +138,19 @@ const struct evd_config_key evd_config_keys[] = {
 	  "interest", "interest", .enums = retention_enums,
 	  .help = "interest drops an event once every consumer has it (Kyma); limits keeps it until max_bytes or max_age." },
 	{ "stream.discard", EVD_KEY_ENUM, FIELD_ENUM(stream.discard),
-	  "new", "new", .enums = discard_enums,
+	  "new", "new", .enums = discard_enums, .reloadable = true,
 	  .help = "When the stream is full: new refuses publishes (507), old drops the oldest events." },
 	{ "stream.max_bytes", EVD_KEY_SIZE, FIELD_U64(stream.max_bytes),
-	  "700MiB", "700MiB", .min = 1 * MIB, .max = JS_MAX,
+	  "700MiB", "700MiB", .min = 1 * MIB, .max = JS_MAX, .reloadable = true,
 	  .help = "Size limit of the stream." },
 	{ "stream.max_age", EVD_KEY_DURATION, FIELD_MS(stream.max_age),
-	  "0", "0", .min = 0, .max = NO_MAX,
+	  "0", "0", .min = 0, .max = NO_MAX, .reloadable = true,
 	  .help = "Age limit of events in the stream; 0 is unlimited." },
 	{ "stream.replicas", EVD_KEY_UINT, FIELD_U32(stream.replicas),
-	  "1", "1", .min = 1, .max = 5,
+	  "1", "1", .min = 1, .max = 5, .reloadable = true,
 	  .help = "Copies of the stream in a JetStream cluster; 1 with the embedded server." },
 	{ "stream.duplicate_window", EVD_KEY_DURATION, FIELD_MS(stream.duplicate_window),
-	  "2m", "2m", .min = 100, .max = NO_MAX,
+	  "2m", "2m", .min = 100, .max = NO_MAX, .reloadable = true,
 	  .help = "A publish retried with the same source and id within this window is stored once." },
 
 	{ "subscriptions.dir", EVD_KEY_STRING, FIELD_STR(subscriptions.dir),

@@ -284,9 +284,16 @@ static void daemon_reload(struct evd_daemon *d)
 		return;
 	}
 	if (evd_config_restart_keys(d->cfg, next, &keys) > 0)
-		evd_log_warn("daemon", "changed keys that take effect only after a restart: %s",
+		evd_log_warn("daemon", "changed keys that take effect only after a restart: %s; "
+				       "keeping their running values until then",
 			     keys.data);
 	evd_buf_free(&keys);
+	/*
+	 * Every component then sees the values that run: a new stream.subject_prefix given to the
+	 * stream but not to publish made every publish 504, a new stream.name looped on
+	 * "subjects overlap" (issue 10).
+	 */
+	evd_config_keep_restart_keys(d->cfg, next);
 	/*
 	 * The computed default of prune_orphans depends on the backend, which is the one started
 	 * with (nats.url is a restart key): a reload that only names another server must not turn

@@ -1093,6 +1093,7 @@ void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out)
 		else
 			cJSON_AddNullToObject(stream, "max_age_ms");
 		cJSON_AddNumberToObject(stream, "replicas", (double)(c->Replicas > 0 ? c->Replicas : 1));
+		cJSON_AddNumberToObject(stream, "duplicate_window_ms", (double)(c->Duplicates / 1000000));
 		if (c->MaxBytes > 0)
 			cJSON_AddNumberToObject(stream, "usage_ratio",
 						(double)n->si->State.Bytes / (double)c->MaxBytes);

@@ -91,7 +91,8 @@ void evd_nats_set_config(struct evd_nats *n, const struct evd_config *cfg);
  *   {"state":"ready","url":"nats://...",
  *    "server":{"id":..,"url":..,"version":..,"name":..},
  *    "stream":{"name","subjects":[..],"storage","retention","discard","messages","bytes",
- *              "consumers","max_bytes","max_age_ms","replicas","usage_ratio"} | null,
+ *              "consumers","max_bytes","max_age_ms","replicas","duplicate_window_ms",
+ *              "usage_ratio"} | null,
  *    "last_error":"..." | null}
  * Unknown strings are null; max_bytes, max_age_ms and usage_ratio (bytes / max_bytes) are null
  * when unlimited. URLs never carry credentials. Never blocks: it prints the cached snapshot.

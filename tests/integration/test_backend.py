@@ -84,14 +84,84 @@ def test_cluster_url_list_connects_and_fails_over(tmp):
     assert evd.stop() == 0
 
 
-def test_cluster_yaml_list_form(tmp):
+def test_cluster_yaml_list_form_and_replicas_on_sighup(tmp):
     nodes = start_cluster(tmp)
     evd = track(Eventingd(tmp, nats_url=[n.url for n in nodes], config={
-        "stream": {"replicas": 3, "retention": "limits", "max_bytes": "64MiB"}}))
+        "stream": {"replicas": 1, "retention": "limits", "max_bytes": "64MiB"}}))
     evd.start()
     evd.wait_ready(timeout=scaled(60))
-    assert evd.backend()["nats"]["stream"]["replicas"] == 3
+    assert evd.backend()["nats"]["stream"]["replicas"] == 1
     assert publish(evd, 1) == 204
+    # stream.replicas is reloadable: updated in place.
+    evd.config["stream"]["replicas"] = 3
+    evd.write_config()
+    evd.signal(signal.SIGHUP)
+    wait_for(lambda: evd.backend()["nats"]["stream"]["replicas"] == 3, scaled(30),
+             what="replicas 3 after SIGHUP")
+    wait_for(lambda: publish(evd, 2) == 204, scaled(30), interval=0.5, what="a publish after the update")
+    assert evd.stop() == 0
+
+
+# ---- item 2: stream keys on SIGHUP ----
+
+def reload(evd, **stream):
+    evd.config.setdefault("stream", {}).update(stream)
+    evd.write_config()
+    n = evd.stderr().count("configuration reloaded")
+    evd.signal(signal.SIGHUP)
+    wait_for(lambda: evd.stderr().count("configuration reloaded") > n, scaled(10), what="reload")
+
+
+def test_sighup_restart_only_stream_keys_keep_the_running_stream(tmp):
+    nats = track(NatsServer(tmp).start())
+    evd = track(Eventingd(tmp, nats_url=nats.url, config={"stream": {"retention": "limits"}}))
+    evd.start()
+    evd.wait_ready(timeout=scaled(30))
+    assert publish(evd, 1) == 204
+    # Before: the stream's subjects moved to "acme.>" while publish kept "kyma" (every publish
+    # 504, readyz 200), and a new name looped on "subjects overlap" (readyz 503). The max_bytes
+    # change rides along so that the checks below run after the reload's ensure.
+    reload(evd, name="other", subject_prefix="acme", storage="memory", retention="interest",
+           max_bytes="32MiB")
+    assert ("changed keys that take effect only after a restart: stream.name, "
+            "stream.subject_prefix, stream.storage, stream.retention") in evd.stderr(), evd.stderr()
+    wait_for(lambda: evd.backend()["nats"]["stream"]["max_bytes"] == 32 << 20, scaled(15),
+             what="max_bytes updated")
+    st = evd.backend()["nats"]["stream"]
+    assert (st["name"], st["subjects"], st["storage"], st["retention"]) == \
+        ("sap", ["kyma.>"], "file", "limits"), st
+    for i in range(2, 12):
+        assert publish(evd, i) == 204
+    assert ready(evd)[0] == 200
+    assert "overlap" not in evd.stderr()
+    # The restart applies them: a new stream with the new subjects (the old one's "kyma.>"
+    # does not overlap "acme.>").
+    assert evd.stop() == 0
+    evd.start()
+    evd.wait_ready(timeout=scaled(30))
+    st = evd.backend()["nats"]["stream"]
+    assert (st["name"], st["subjects"], st["storage"], st["retention"]) == \
+        ("other", ["acme.>"], "memory", "interest"), st
+    assert publish(evd, 20) == 204
+    assert evd.stop() == 0
+
+
+def test_sighup_stream_limits_update_in_place(tmp):
+    nats = track(NatsServer(tmp).start())
+    evd = track(Eventingd(tmp, nats_url=nats.url, config={"stream": {"retention": "limits"}}))
+    evd.start()
+    evd.wait_ready(timeout=scaled(30))
+    st = evd.backend()["nats"]["stream"]
+    assert (st["max_bytes"], st["max_age_ms"], st["discard"], st["duplicate_window_ms"]) == \
+        (700 << 20, None, "new", 120000), st
+    reload(evd, max_bytes="100MiB", max_age="1h", discard="old", duplicate_window="30s")
+    assert "only after a restart" not in evd.stderr(), evd.stderr()
+    wait_for(lambda: evd.backend()["nats"]["stream"]["max_bytes"] == 100 << 20, scaled(15),
+             what="max_bytes updated")
+    st = evd.backend()["nats"]["stream"]
+    assert (st["max_age_ms"], st["discard"], st["duplicate_window_ms"]) == (3600000, "old", 30000), st
+    assert publish(evd, 1) == 204
+    assert ready(evd)[0] == 200
     assert evd.stop() == 0
 
 
