@@ -25,6 +25,7 @@
 #include <string.h>
 
 #define FIELD_PTR(cfg, k) ((void *)((char *)(cfg) + (k)->offset))
+#define EMBEDDED_MAX_MEMORY_DEFAULT (UINT64_C(64) << 20)
 
 struct loader {
 	const char *file;
@@ -132,6 +133,15 @@ static void apply_computed(struct evd_config *cfg, const struct loader *L)
 	cfg->subscriptions.prune_orphans_explicit = L && seen_by_name(L, "subscriptions.prune_orphans");
 	if (!cfg->subscriptions.prune_orphans_explicit)
 		cfg->subscriptions.prune_orphans = evd_config_embedded(cfg);
+	/*
+	 * JetStream reserves a memory stream's max_bytes in the server's memory store up front;
+	 * a fixed 64 MiB made the default 700 MiB memory stream fail forever ("insufficient
+	 * memory resources available").
+	 */
+	if (!L || !seen_by_name(L, "nats.embedded.max_memory"))
+		cfg->nats.embedded.max_memory = cfg->stream.storage == EVD_STORAGE_MEMORY
+							? cfg->stream.max_bytes
+							: EMBEDDED_MAX_MEMORY_DEFAULT;
 	if (!L || !seen_by_name(L, "deadletters.stream") || !cfg->deadletters.stream) {
 		struct evd_buf b = EVD_BUF_INIT;
 		evd_buf_printf(&b, "%s-dlq", cfg->stream.name);
@@ -500,6 +510,15 @@ static void cross_check(struct loader *L)
 					break;
 				}
 			}
+		}
+		if (valid(L, "nats.embedded.max_memory", "stream.max_bytes", "stream.storage", NULL) &&
+		    c->stream.storage == EVD_STORAGE_MEMORY &&
+		    c->nats.embedded.max_memory < c->stream.max_bytes) {
+			evd_format_size(c->nats.embedded.max_memory, x, sizeof(x));
+			evd_format_size(c->stream.max_bytes, y, sizeof(y));
+			cross_error(L, seen_key(L, "nats.embedded.max_memory"), "nats.embedded.max_memory",
+				    "cannot hold the memory stream's stream.max_bytes (%s), got %s "
+				    "(leave it out to size it from stream.max_bytes)", y, x);
 		}
 		/* Auth and TLS are for external servers; the embedded one listens on loopback only. */
 		static const char *const external_only[] = {

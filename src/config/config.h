@@ -49,6 +49,8 @@ struct evd_config {
 		struct {
 			char *binary;       /* "nats-server" */
 			uint64_t max_store; /* 1 GiB */
+			/* 64 MiB, or stream.max_bytes when stream.storage is memory */
+			uint64_t max_memory;
 		} embedded;
 		char *creds;
 		char *token;

@@ -201,5 +201,29 @@ def test_bad_percent_encoding_is_a_config_error(tmp):
     assert "nats.url" in err and "%25" in err, err
 
 
+# ---- item 3: the embedded server sized from the configuration ----
+
+def test_embedded_memory_stream_becomes_ready(tmp):
+    if not NATS_SERVER:
+        raise Skip("nats-server not installed")
+    # Before: max_memory_store was 64 MiB, below the default max_bytes of 700 MiB, and the
+    # stream was refused forever ("insufficient memory resources available").
+    evd = track(Eventingd(tmp, config={"stream": {"storage": "memory"}}))
+    evd.start()
+    evd.wait_ready(timeout=scaled(30))
+    st = evd.backend()["nats"]["stream"]
+    assert (st["storage"], st["max_bytes"]) == ("memory", 700 << 20), st
+    assert publish(evd, 1) == 204
+    assert evd.stop() == 0
+
+
+def test_check_refuses_a_memory_store_too_small(tmp):
+    evd = Eventingd(tmp, config={"stream": {"storage": "memory", "max_bytes": "128MiB"},
+                                 "nats": {"embedded": {"max_memory": "100MiB"}}})
+    rc, out, err = eventingd_cli("check", "-c", evd.config_path)
+    assert rc == 78, (rc, out, err)
+    assert "nats.embedded.max_memory: cannot hold the memory stream's stream.max_bytes (128MiB)" in err, err
+
+
 if __name__ == "__main__":
     run_tests(globals())

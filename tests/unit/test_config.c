@@ -251,11 +251,12 @@ static void test_every_key(void)
 	int n = evd_config_restart_keys(d, c, &restart);
 	CHECK_STR(restart.data,
 		  "publish.listen, publish.event_type_prefix, admin.listen, nats.url, "
-		  "nats.embedded.binary, nats.embedded.max_store, nats.user, nats.password, "
+		  "nats.embedded.binary, nats.embedded.max_store, nats.embedded.max_memory, "
+		  "nats.user, nats.password, "
 		  "nats.tls.ca, nats.tls.cert, nats.tls.key, state_dir, stream.name, "
 		  "stream.subject_prefix, stream.storage, stream.retention, "
 		  "deadletters.stream, deadletters.max_bytes, deadletters.max_age");
-	CHECK_INT(n, 19);
+	CHECK_INT(n, 20);
 	evd_buf_reset(&restart);
 	CHECK_INT(evd_config_restart_keys(c, c, &restart), 0);
 	CHECK_INT(restart.len, 0);
@@ -306,6 +307,7 @@ static void test_one_key(void)
 		{ "nats.url", "nats://127.0.0.1:4222", "subscriptions.prune_orphans" },
 		{ "nats.embedded.binary", "./nats", NULL },
 		{ "nats.embedded.max_store", "2GiB", NULL },
+		{ "nats.embedded.max_memory", "1GiB", NULL },
 		{ "nats.creds", "/x.creds", NULL },
 		{ "nats.token", "t", NULL },
 		{ "nats.user", "u", "nats.password", "  password: p\n" },
@@ -316,7 +318,7 @@ static void test_one_key(void)
 		{ "state_dir", "/tmp/x", NULL },
 		{ "stream.name", "other", "deadletters.stream" },
 		{ "stream.subject_prefix", "a.b", NULL },
-		{ "stream.storage", "memory", NULL },
+		{ "stream.storage", "memory", "nats.embedded.max_memory" },
 		{ "stream.retention", "limits", NULL },
 		{ "stream.discard", "old", NULL },
 		{ "stream.max_bytes", "1MiB", NULL },
@@ -845,6 +847,29 @@ static void test_man(const char *path)
 	free(text);
 }
 
+/* The embedded server's memory store follows a memory stream; check refuses one too small. */
+static void test_embedded_memory(void)
+{
+	struct evd_config *c = NULL;
+	struct evd_buf out = EVD_BUF_INIT;
+
+	CHECK_INT(load_text("stream:\n  storage: memory\n", false, &c, &out), 0);
+	CHECK(c && c->nats.embedded.max_memory == 700u << 20);
+	evd_config_free(c);
+	CHECK_INT(load_text("stream:\n  storage: memory\n  max_bytes: 10MiB\n", false, &c, &out), 0);
+	CHECK(c && c->nats.embedded.max_memory == 10u << 20);
+	evd_config_free(c);
+	CHECK_INT(load_text("stream:\n  max_bytes: 1GiB\nnats:\n  embedded:\n    max_store: 2GiB\n",
+			    false, &c, &out), 0);
+	CHECK(c && c->nats.embedded.max_memory == 64u << 20);
+	evd_config_free(c);
+	CHECK_INT(load_text("nats:\n  embedded:\n    max_memory: 64MiB\nstream:\n  storage: memory\n",
+			    false, &c, &out), -EINVAL);
+	CHECK(strstr(out.data, "t.yaml:3:17: nats.embedded.max_memory: cannot hold the memory "
+			       "stream's stream.max_bytes (700MiB), got 64MiB") != NULL);
+	evd_buf_free(&out);
+}
+
 /* nats.url user-info: RFC 3986 percent-decoding into the form nats.c's URL parser takes. */
 static void test_url_decode(void)
 {
@@ -906,6 +931,7 @@ int main(int argc, char **argv)
 	test_bad();
 	test_warnings_and_computed();
 	test_url_decode();
+	test_embedded_memory();
 	if (paths[0])
 		test_sample(paths[0], false);
 	if (paths[1])
