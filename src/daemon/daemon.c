@@ -105,30 +105,38 @@ bool evd_daemon_ready(const struct evd_daemon *d, const char **reason)
 		*reason = "NATS backend not started";
 		return false;
 	}
+	/*
+	 * A question with no side effects (publish asks it while admitting a request; the CLOSED
+	 * handling lives in on_nats_state). While not ready, the connection's last error goes
+	 * with the state, so that a wrong password or a TLS failure reads as such and not as
+	 * "connecting". Loop thread only, hence one static buffer.
+	 */
+	static char text[768];
+	const char *state = "NATS connection closed";
+	const char *last = evd_nats_last_error(d->nats);
+
 	switch (evd_nats_state(d->nats)) {
 	case EVD_NATS_READY:
 		*reason = NULL;
 		return true;
 	case EVD_NATS_CONNECTED:
-		*reason = "connected to NATS, JetStream stream not ensured yet";
-		return false;
+		state = "connected to NATS, JetStream stream not ensured yet";
+		break;
 	case EVD_NATS_CONNECTING:
-		*reason = "connecting to NATS";
-		return false;
+		state = "connecting to NATS";
+		break;
 	case EVD_NATS_DISCONNECTED:
-		*reason = "disconnected from NATS, reconnecting";
-		return false;
+		state = "disconnected from NATS, reconnecting";
+		break;
 	case EVD_NATS_CLOSED:
-		/* nats.c gave the connection up (evd_nats reconnects from scratch): nothing pending
-		 * on it will ever be acknowledged. */
-		evd_notify("STATUS=NATS connection closed, connecting again");
-		if (d->publish) {
-			evd_publish_backend_state(d->publish, false);
-			evd_publish_backend_lost(d->publish);
-		}
 		break;
 	}
-	*reason = "NATS connection closed";
+	if (!last) {
+		*reason = state;
+		return false;
+	}
+	snprintf(text, sizeof(text), "%s (last error: %s)", state, last);
+	*reason = text;
 	return false;
 }
 
@@ -448,8 +456,17 @@ static void on_admin_request(struct evd_http_request *req, void *data)
 static void on_publish_request(struct evd_http_request *req, void *data)
 {
 	struct evd_daemon *d = data;
-	if (evd_admin_handle_health(d, req))
+	char text[800];
+	const char *extra;
+	int status = evd_admin_health(d, req, text, sizeof(text), &extra);
+
+	if (status) {
+		/* Probes are requests too: the access log promises one line per request. */
+		if (d->publish)
+			evd_publish_log_access(d->publish, req, status, strlen(text) + 1);
+		evd_http_respond_text(req, status, extra, text);
 		return;
+	}
 	if (d->publish) {
 		evd_publish_handle(d->publish, req);
 		return;

@@ -117,6 +117,7 @@ struct evd_nats {
 		natsStatus status;
 		int err;
 		bool background; /* RetryOnFailedConnect: nats.c keeps trying after a failure */
+		char error[256]; /* nats.c's text for a failed attempt ("Authorization Violation") */
 	} connect;
 	struct {
 		struct nats_work w;
@@ -590,6 +591,12 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 	return NATS_OK;
 }
 
+static bool uses_tls(const struct evd_nats *n)
+{
+	return n->tls_ca || n->tls_cert || strncasecmp(n->url, "tls://", 6) == 0 ||
+	       strcasestr(n->url, ",tls://");
+}
+
 static void connect_on_worker(struct evd_bridge_item *item)
 {
 	struct evd_nats *n = owner(item);
@@ -597,7 +604,11 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	jsOptions jo;
 	natsStatus s;
 
+	bool background = n->connect.background;
+
 	n->connect.err = 0;
+	n->connect.error[0] = '\0';
+	n->connect.background = false;
 	/* A failed attempt before this one may have closed a connection of its own. */
 	uv_mutex_lock(&n->ev_lock);
 	n->closed_fired = n->ev_closed = false;
@@ -614,9 +625,43 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	 * trying in the background; the connected callback says when it succeeded.
 	 */
 	s = natsConnection_Connect(&n->nc, o);
+	if (s == NATS_NO_SERVER && background) {
+		/*
+		 * Nobody answered (refused, unreachable): normal at boot, so nats.c keeps trying in
+		 * the background. Anything else came from a server that did answer: an
+		 * authorization violation, a TLS handshake or a missing client certificate. The
+		 * first attempt runs without RetryOnFailedConnect for that reason: with it,
+		 * nats.c 3.4.1's _connect hands such a failure to its reconnect thread, clears
+		 * the thread's last error and returns NATS_NOT_YET_CONNECTED, and the reconnect
+		 * resets the connection's error before each try, so the server's reason is lost
+		 * and a wrong password looks like a missing server.
+		 */
+		n->nc = NULL;
+		s = natsOptions_SetRetryOnFailedConnect(o, true, on_nc_connected, n);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(&n->nc, o);
+	}
 	natsOptions_Destroy(o);
 	n->connect.status = s;
 	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+		natsStatus last = NATS_OK;
+		const char *text = nats_GetLastError(&last);
+
+		text = text && *text && last == s ? text : natsStatus_GetText(s);
+		/* nats.c puts its source position first: "(conn.c:1909): Expected ..." */
+		if (text[0] == '(' && strstr(text, "): "))
+			text = strstr(text, "): ") + 3;
+		/*
+		 * A server that verifies clients ends a TLS 1.3 connection without a client
+		 * certificate right after the handshake, which nats.c reports as an empty answer
+		 * to its first PING; nats-server logs "client didn't provide a certificate".
+		 */
+		snprintf(n->connect.error, sizeof(n->connect.error), "%s%s", text,
+			 s == NATS_PROTOCOL_ERROR && strstr(text, "got ''") && uses_tls(n)
+				 ? " (the server closed the connection after the TLS handshake: "
+				   "does it require a client certificate? set nats.tls.cert and "
+				   "nats.tls.key)"
+				 : "");
 		n->nc = NULL;
 		n->connect.err = evd_nats_status_to_err(s, "connecting to NATS");
 		return;
@@ -646,7 +691,7 @@ static void connect_on_loop(struct evd_bridge_item *item)
 	if (n->closing)
 		return; /* the close work, queued behind us, destroys what we made */
 	if (n->connect.err < 0) {
-		char text[384];
+		char text[640];
 
 		uint64_t delay = CONNECT_RETRY_MS;
 
@@ -655,8 +700,10 @@ static void connect_on_loop(struct evd_bridge_item *item)
 			n->reopen_ms = n->reopen_ms * 2 > REOPEN_MAX_MS ? REOPEN_MAX_MS : n->reopen_ms * 2;
 		}
 		snprintf(text, sizeof(text), "cannot connect to %s: %s%s", n->url_shown,
-			 strerror(-n->connect.err),
-			 n->connect.err == -EPERM ? " (check nats.user / nats.password, nats.token or nats.creds)" : "");
+			 n->connect.error[0] ? n->connect.error : strerror(-n->connect.err),
+			 n->connect.err == -EPERM ? " (check nats.user / nats.password, nats.token or nats.creds)"
+			 : n->connect.err == -EPROTO ? " (check nats.tls.*: the CA, and a client certificate if the server asks for one)"
+			 : "");
 		set_last_error(n, text);
 		evd_log_error("nats", "%s; retrying in %llu s", text, (unsigned long long)(delay / 1000));
 		uv_timer_start(&n->retry_timer, on_retry_timer, delay, 0);
@@ -816,6 +863,7 @@ static void ensure_on_loop(struct evd_bridge_item *item)
 		return;
 	}
 	n->reopen_ms = 0; /* a server that lets us in again: the next reopen starts fast */
+	set_last_error(n, NULL); /* last_error says what keeps us from READY */
 	set_state(n, EVD_NATS_READY);
 	uv_timer_start(&n->info_timer, on_info_timer, INFO_EVERY_MS, INFO_EVERY_MS);
 }
@@ -1029,6 +1077,11 @@ int evd_nats_start(struct evd_nats *n)
 enum evd_nats_state evd_nats_state(const struct evd_nats *n)
 {
 	return n->state;
+}
+
+const char *evd_nats_last_error(const struct evd_nats *n)
+{
+	return n->last_error;
 }
 
 natsConnection *evd_nats_connection(struct evd_nats *n)

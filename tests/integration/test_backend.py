@@ -5,9 +5,9 @@ fails over (a real 3-node JetStream cluster on loopback), percent-encoded creden
 the server's own reason for a refused connection, stream keys on SIGHUP, the embedded server sized
 from the configuration, and files the configuration names checked before anything runs."""
 import os
+import shutil
 import signal
 import subprocess
-import time
 
 from evd_harness import (NATS_SERVER, Eventingd, NatsServer, Skip, eventingd_cli, free_port,
                          http_request, run_tests, scaled, track, wait_for)
@@ -123,8 +123,10 @@ def test_sighup_restart_only_stream_keys_keep_the_running_stream(tmp):
     # change rides along so that the checks below run after the reload's ensure.
     reload(evd, name="other", subject_prefix="acme", storage="memory", retention="interest",
            max_bytes="32MiB")
-    assert ("changed keys that take effect only after a restart: stream.name, "
-            "stream.subject_prefix, stream.storage, stream.retention") in evd.stderr(), evd.stderr()
+    line = next(l for l in evd.stderr().splitlines() if "only after a restart" in l)
+    for key in ("stream.name", "stream.subject_prefix", "stream.storage", "stream.retention"):
+        assert key in line, line
+    assert "max_bytes" not in line, line
     wait_for(lambda: evd.backend()["nats"]["stream"]["max_bytes"] == 32 << 20, scaled(15),
              what="max_bytes updated")
     st = evd.backend()["nats"]["stream"]
@@ -201,6 +203,69 @@ def test_bad_percent_encoding_is_a_config_error(tmp):
     assert "nats.url" in err and "%25" in err, err
 
 
+# ---- item 5: the server's reason for a refused connection, at once ----
+
+def test_wrong_password_reported_at_once(tmp):
+    nats = auth_server(tmp, "--user", "evd", "--pass", "right")
+    evd = track(Eventingd(tmp, nats_url=nats.url, config={"nats": {"user": "evd", "password": "wrong"}}))
+    evd.start()
+    evd.wait_healthy()
+    # Before: "no NATS server at ... yet" and readyz "connecting to NATS" for the first seconds.
+    wait_for(lambda: "Authorization Violation" in ready(evd)[2].decode(), scaled(5),
+             what="readyz naming the authorization violation")
+    status, _, body = ready(evd)
+    assert status == 503, (status, body)
+    assert "Authorization Violation" in (evd.backend()["nats"]["last_error"] or "")
+    assert "Authorization Violation" in evd.stderr()
+    assert "no NATS server at" not in evd.stderr(), evd.stderr()
+    assert evd.stop() == 0
+
+
+def make_certs(tmp):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl CLI)."""
+    if not shutil.which("openssl"):
+        raise Skip("openssl not installed")
+    d = os.path.join(tmp, "pki")
+    os.makedirs(d)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=evd-test-ca")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}")
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n" if name == "server" else
+                    "extendedKeyUsage=clientAuth\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    return d
+
+
+def test_missing_client_certificate_reported_at_once(tmp):
+    pki = make_certs(tmp)
+    nats = auth_server(tmp, "--tlsverify", "--tlscert", os.path.join(pki, "server.pem"),
+                       "--tlskey", os.path.join(pki, "server.key"),
+                       "--tlscacert", os.path.join(pki, "ca.pem"))
+    evd = track(Eventingd(tmp, nats_url=f"tls://127.0.0.1:{nats.port}",
+                          config={"nats": {"tls": {"ca": os.path.join(pki, "ca.pem")}}}))
+    evd.start()
+    evd.wait_healthy()
+    wait_for(lambda: "last error" in ready(evd)[2].decode(), scaled(5), what="readyz with a reason")
+    body = ready(evd)[2].decode()
+    assert "client certificate" in body and "nats.tls.cert" in body, body
+    assert "no NATS server at" not in evd.stderr(), evd.stderr()
+    # With the client certificate it connects.
+    evd.config["nats"]["tls"].update(cert=os.path.join(pki, "client.pem"),
+                                     key=os.path.join(pki, "client.key"))
+    evd2 = track(Eventingd(tmp, name="evd2", nats_url=f"tls://127.0.0.1:{nats.port}",
+                           config={"nats": evd.config["nats"]}))
+    evd2.start()
+    evd2.wait_ready(timeout=scaled(30))
+    assert evd.stop() == 0 and evd2.stop() == 0
+
+
 # ---- item 3: the embedded server sized from the configuration ----
 
 def test_embedded_memory_stream_becomes_ready(tmp):
@@ -223,6 +288,32 @@ def test_check_refuses_a_memory_store_too_small(tmp):
     rc, out, err = eventingd_cli("check", "-c", evd.config_path)
     assert rc == 78, (rc, out, err)
     assert "nats.embedded.max_memory: cannot hold the memory stream's stream.max_bytes (128MiB)" in err, err
+
+
+# ---- item 8: health routes are logged and answer only GET/HEAD ----
+
+def test_health_routes_logged_and_405_for_other_methods(tmp):
+    nats = track(NatsServer(tmp).start())
+    log = os.path.join(tmp, "access.log")
+    evd = track(Eventingd(tmp, nats_url=nats.url, config={"publish": {"access_log": log}}))
+    evd.start()
+    evd.wait_ready(timeout=scaled(30))
+    for base in (evd.admin, evd.publish):
+        for path in ("/healthz", "/readyz"):
+            status, headers, body = http_request("POST", base + path, body=b"x")
+            # Before: the admin listener answered POST /healthz 200.
+            assert status == 405 and headers.get("allow") == "GET, HEAD", (base, path, status, headers, body)
+    assert http_request("GET", evd.publish + "/healthz")[0] == 200
+    assert http_request("GET", evd.publish + "/readyz")[0] == 200
+    assert publish(evd, 1) == 204
+    # Before: the publish listener's /healthz and /readyz never reached the access log.
+    wait_for(lambda: os.path.exists(log) and len(open(log).read().splitlines()) >= 5, scaled(10),
+             what="access log lines")
+    lines = [l.split() for l in open(log).read().splitlines()]
+    assert [l[2:5] for l in lines] == [["POST", "/healthz", "405"], ["POST", "/readyz", "405"],
+                                       ["GET", "/healthz", "200"], ["GET", "/readyz", "200"],
+                                       ["POST", "/publish", "204"]], lines
+    assert evd.stop() == 0
 
 
 if __name__ == "__main__":
