@@ -22,6 +22,10 @@
 #include "util/util_log.h"
 
 #define EVD_CONFIG_DEFAULT_PATH EVD_SYSCONFDIR_STR "/eventingd/eventingd.yaml"
+/* Production defaults of subscriptions.dir and state_dir (the key table's, for --help). The
+ * state directory is systemd's StateDirectory=eventingd, whatever the install prefix. */
+#define EVD_SUBSCRIPTIONS_DIR_DEFAULT EVD_SYSCONFDIR_STR "/eventingd/subscriptions.d"
+#define EVD_STATE_DIR_DEFAULT "/var/lib/eventingd"
 
 enum evd_stream_storage { EVD_STORAGE_FILE, EVD_STORAGE_MEMORY };
 enum evd_stream_retention { EVD_RETENTION_INTEREST, EVD_RETENTION_LIMITS };

@@ -62,7 +62,7 @@ static const struct evd_key_enum format_enums[] = {
 	{ NULL, 0, false },
 };
 
-#define SUBSCRIPTIONS_DIR EVD_SYSCONFDIR_STR "/eventingd/subscriptions.d"
+#define SUBSCRIPTIONS_DIR EVD_SUBSCRIPTIONS_DIR_DEFAULT
 
 /* clang-format off */
 const struct evd_config_key evd_config_keys[] = {
@@ -117,7 +117,7 @@ const struct evd_config_key evd_config_keys[] = {
 	  .help = "Private key (PEM) of nats.tls.cert." },
 
 	{ "state_dir", EVD_KEY_STRING, FIELD_STR(state_dir),
-	  "/var/lib/eventingd", "./.eventingd",
+	  EVD_STATE_DIR_DEFAULT, "./.eventingd",
 	  .help = "Directory of the embedded JetStream store and local state." },
 
 	/*

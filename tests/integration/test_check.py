@@ -103,5 +103,29 @@ def test_usage_errors(tmp):
     assert rc == 0 and out.startswith("usage: eventingd"), (rc, out, err)
 
 
+def build_sysconfdir():
+    with open(os.path.join(BUILD_ROOT, "evd_build_config.h")) as f:
+        for line in f:
+            if line.startswith("#define EVD_SYSCONFDIR_STR "):
+                return line.split(None, 2)[2].strip().strip('"')
+    raise AssertionError("EVD_SYSCONFDIR_STR not in evd_build_config.h")
+
+
+def test_help_and_man_pages_name_the_paths_of_this_build(tmp):
+    etc = build_sysconfdir() + "/eventingd"
+    rc, out, err = eventingd_cli("--help")
+    assert rc == 0, (rc, err)
+    assert f"Without -c, {etc}/eventingd.yaml is read" in out, out
+    assert f"subscriptions in {etc}/subscriptions.d" in out, out
+    # The installed man pages say what the binary does (a default build reads /usr/local/etc).
+    for page, want in (("eventingd.8", f"{etc}/eventingd.yaml"), ("eventingd.yaml.5", f"{etc}/eventingd.yaml"),
+                       ("eventingd-subscription.5", f"{etc}/subscriptions.d/")):
+        with open(os.path.join(BUILD_ROOT, "man", page)) as f:
+            text = f.read()
+        assert want in text, (page, want)
+        if etc != "/etc/eventingd":
+            assert "/etc/eventingd" not in text.replace(etc, ""), page
+
+
 if __name__ == "__main__":
     run_tests(globals())
