@@ -168,6 +168,7 @@ void evd_config_free(struct evd_config *cfg)
 			free(*(char **)FIELD_PTR(cfg, k));
 	}
 	free(cfg->source_file);
+	free(cfg->pos);
 	free(cfg);
 }
 
@@ -606,6 +607,13 @@ int evd_config_load(const char *path, bool dev, struct evd_config **out, struct 
 	}
 	apply_computed(cfg, &L);
 	cross_check(&L);
+	cfg->pos = evd_xcalloc(evd_config_nkeys, sizeof(*cfg->pos));
+	for (size_t i = 0; i < evd_config_nkeys; i++) {
+		if (L.seen[i]) {
+			cfg->pos[i].line = L.seen[i]->line;
+			cfg->pos[i].col = L.seen[i]->col;
+		}
+	}
 	sort_diag(diag, count0);
 
 	free(L.seen);

@@ -31,9 +31,15 @@ enum evd_stream_storage { EVD_STORAGE_FILE, EVD_STORAGE_MEMORY };
 enum evd_stream_retention { EVD_RETENTION_INTEREST, EVD_RETENTION_LIMITS };
 enum evd_stream_discard { EVD_DISCARD_NEW, EVD_DISCARD_OLD };
 
+/* Where a key's value stood in the file (1-based); line 0: not in the file. */
+struct evd_config_pos {
+	int line, col;
+};
+
 struct evd_config {
 	char *source_file; /* the file read, or NULL when only defaults apply */
 	bool dev;          /* sandbox defaults (--dev, or no config file) */
+	struct evd_config_pos *pos; /* per key of the table; NULL for defaults only */
 
 	struct {
 		char *listen;              /* "127.0.0.1:8080" */
@@ -125,6 +131,19 @@ int evd_config_load(const char *path, bool dev, struct evd_config **out, struct 
 /* Defaults only (dev or production); never fails. */
 struct evd_config *evd_config_defaults(bool dev);
 void evd_config_free(struct evd_config *cfg);
+
+/*
+ * The files the configuration names, looked at by the user running this (`eventingd check`,
+ * and `run` before it starts anything): nats.creds and nats.tls.* (with an external nats.url)
+ * must be readable regular files, publish.access_log must be writable or creatable in an
+ * existing directory, the embedded nats.embedded.binary must be found. Each problem is added to
+ * diag at the key's position, naming the file and the reason. Run as root, a credentials file
+ * that only its owner or group may read gets a warning: the systemd unit's DynamicUser cannot
+ * read it (LoadCredential=, eventingd(8)). Paths under /run/credentials/ other than this
+ * process's $CREDENTIALS_DIRECTORY exist only inside the service: a warning says they are
+ * checked at start-up. Returns the number of errors added. Any thread.
+ */
+int evd_config_check_files(const struct evd_config *cfg, struct evd_diag *diag);
 
 /* True when nats.url is "embedded". */
 bool evd_config_embedded(const struct evd_config *cfg);

@@ -177,6 +177,23 @@ int evd_daemon_load_config(const struct evd_daemon_opts *opts, struct evd_config
 	return rc;
 }
 
+int evd_daemon_check_files(const struct evd_config *cfg)
+{
+	struct evd_diag diag = EVD_DIAG_INIT;
+	struct evd_buf out = EVD_BUF_INIT;
+	int errors = evd_config_check_files(cfg, &diag);
+
+	evd_diag_format(&diag, &out);
+	if (out.len)
+		fputs(out.data, stderr);
+	if (errors)
+		fprintf(stderr, "eventingd: %s: %d file%s named in the configuration cannot be used\n",
+			cfg->source_file ? cfg->source_file : "(defaults)", errors, errors == 1 ? "" : "s");
+	evd_buf_free(&out);
+	evd_diag_free(&diag);
+	return errors ? EX_CONFIG : 0;
+}
+
 /* --- shutdown: listeners, then NATS, then the embedded server, then the loop's own handles. */
 
 static void on_handle_closed(uv_handle_t *h)
@@ -528,6 +545,8 @@ int evd_daemon_main(const struct evd_daemon_opts *opts)
 
 	d->opts = *opts;
 	rc = evd_daemon_load_config(opts, &d->cfg, false);
+	if (rc == 0 && (rc = evd_daemon_check_files(d->cfg)) != 0)
+		evd_config_free(d->cfg);
 	if (rc != 0) {
 		free(d);
 		return rc;

@@ -290,6 +290,59 @@ def test_check_refuses_a_memory_store_too_small(tmp):
     assert "nats.embedded.max_memory: cannot hold the memory stream's stream.max_bytes (128MiB)" in err, err
 
 
+# ---- item 4: files the configuration names ----
+
+def check(evd):
+    return eventingd_cli("check", "-c", evd.config_path)
+
+
+def test_check_and_run_refuse_missing_files(tmp):
+    missing = os.path.join(tmp, "nope")
+    for cfg, key in (({"nats": {"creds": missing + ".creds"}}, "nats.creds"),
+                     ({"nats": {"tls": {"ca": missing + "-ca.pem"}}}, "nats.tls.ca"),
+                     ({"publish": {"access_log": missing + "/access.log"}}, "publish.access_log")):
+        url = "embedded" if key == "publish.access_log" else "nats://127.0.0.1:4222"
+        evd = Eventingd(tmp, nats_url=url, config=cfg)
+        rc, out, err = check(evd)
+        # Before: "configuration OK", and run retried forever with "Input/output error".
+        assert rc == 78, (key, rc, out, err)
+        assert f"{evd.config_path}:" in err and f": {key}: " in err and missing in err, (key, err)
+        rc, out, err = eventingd_cli("run", "-c", evd.config_path, timeout=scaled(20))
+        assert rc == 78, (key, rc, out, err)
+        assert missing in err, (key, err)
+
+
+def test_check_unreadable_credentials(tmp):
+    creds = os.path.join(tmp, "nats.creds")
+    with open(creds, "w") as f:
+        f.write("-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n")
+    os.chmod(creds, 0o600)
+    evd = Eventingd(tmp, nats_url="nats://127.0.0.1:4222", config={"nats": {"creds": creds}})
+    rc, out, err = check(evd)
+    if os.geteuid() == 0:
+        # root reads it; the unit's DynamicUser could not: a warning that says what to do.
+        assert rc == 0, (rc, out, err)
+        assert "warning: nats.creds:" in err and "LoadCredential=" in err, err
+    else:
+        os.chmod(creds, 0)
+        rc, out, err = check(evd)
+        assert rc == 78 and "Permission denied" in err and "LoadCredential=" in err, (rc, err)
+    # A systemd credential path is checked inside the service only.
+    evd = Eventingd(tmp, name="cred", nats_url="nats://127.0.0.1:4222",
+                    config={"nats": {"creds": "/run/credentials/eventingd.service/nats.creds"}})
+    env = dict(os.environ)
+    env.pop("CREDENTIALS_DIRECTORY", None)
+    rc, out, err = eventingd_cli("check", "-c", evd.config_path, env=env)
+    assert rc == 0 and "systemd credential" in err, (rc, out, err)
+    cdir = os.path.join(tmp, "run-credentials")
+    os.makedirs(cdir)
+    env["CREDENTIALS_DIRECTORY"] = cdir
+    evd = Eventingd(tmp, name="cred2", nats_url="nats://127.0.0.1:4222",
+                    config={"nats": {"creds": os.path.join(cdir, "nats.creds")}})
+    rc, out, err = eventingd_cli("check", "-c", evd.config_path, env=env)
+    assert rc == 78 and "nats.creds" in err, (rc, out, err)
+
+
 # ---- item 8: health routes are logged and answer only GET/HEAD ----
 
 def test_health_routes_logged_and_405_for_other_methods(tmp):
