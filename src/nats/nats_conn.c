@@ -416,6 +416,8 @@ static void probe_server_info(struct server_info *si)
 	if (strncmp(si->url, "ws", 2) == 0)
 		return; /* a websocket port answers HTTP, not INFO */
 	p = p ? p + 3 : si->url;
+	if (strrchr(p, '@')) /* "***@host:port": the redacted user-info */
+		p = strrchr(p, '@') + 1;
 	if (*p == '[') {
 		end = strchr(p, ']');
 		if (!end || end[1] != ':')
@@ -476,7 +478,11 @@ char *evd_nats_redact_urls(const char *urls)
 		const char *start = scheme && (size_t)(scheme - p) < seg ? scheme + 3 : p;
 		const char *at = NULL;
 
-		host = strcspn(start, ",/");
+		/*
+		 * The last '@' of the item ends the user-info, as in nats.c's natsUrl_Create: a
+		 * password may hold a raw '/' or '@' (and nats.c's own URLs carry it decoded).
+		 */
+		host = (size_t)(p + seg - start);
 		for (const char *q = start; q < start + host; q++)
 			if (*q == '@')
 				at = q;
@@ -502,14 +508,18 @@ static void read_server(natsConnection *nc, struct server_info *si, bool probe)
 		si->id[0] = '\0';
 	if (natsConnection_GetConnectedUrl(nc, si->url, sizeof(si->url)) != NATS_OK)
 		si->url[0] = '\0';
-	if (probe && si->url[0])
-		probe_server_info(si);
+	/*
+	 * nats.c's URL carries the user-info decoded ("nats://evd:p@ss:w/rd@host:4222"): the
+	 * probe needs the host alone, and the status API must not show the password.
+	 */
 	if (strchr(si->url, '@')) {
 		char *shown = evd_nats_redact_urls(si->url);
 
 		snprintf(si->url, sizeof(si->url), "%s", shown);
 		free(shown);
 	}
+	if (probe && si->url[0])
+		probe_server_info(si);
 }
 
 /* Keeps name/version from the last probe when the server (id) is the same. */

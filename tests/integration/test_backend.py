@@ -211,7 +211,9 @@ def test_percent_encoded_credentials_in_url(tmp):
     evd.start()
     evd.wait_ready(timeout=scaled(30))
     assert "p%40ss" not in evd.stderr() and "p@ss" not in evd.stderr()
-    assert evd.backend()["nats"]["url"] == f"nats://***@127.0.0.1:{nats.port}"
+    b = evd.backend()["nats"]
+    assert b["url"] == f"nats://***@127.0.0.1:{nats.port}", b
+    assert b["server"]["url"] == f"nats://***@127.0.0.1:{nats.port}", b
     assert publish(evd, 1) == 204
     assert evd.stop() == 0
 
