@@ -183,7 +183,12 @@ int evd_config_restart_keys(const struct evd_config *old, const struct evd_confi
 	int n = 0;
 	for (size_t i = 0; i < evd_config_nkeys; i++) {
 		const struct evd_config_key *k = &evd_config_keys[i];
+		const char *def = cur->dev ? k->def_dev : k->def_prod;
 		if (k->reloadable || evd_config_key_equal(k, old, cur))
+			continue;
+		/* A computed default that moved with the key it follows (nats.embedded.max_memory
+		 * with stream.max_bytes) is not a change the user made: naming it misleads. */
+		if (def && strcmp(def, EVD_KEY_COMPUTED) == 0 && !(cur->pos && cur->pos[i].line))
 			continue;
 		if (out->len)
 			evd_buf_append_str(out, ", ");

@@ -150,8 +150,8 @@ bool evd_config_embedded(const struct evd_config *cfg);
 
 /*
  * Compares a running config with a newly loaded one and appends to out, separated by ", ", the
- * keys that differ but only take effect after a restart (reloadable: no in the key table).
- * Returns how many.
+ * keys that differ but only take effect after a restart (reloadable: no in the key table); a
+ * computed default the file does not set is left out (it follows another key). Returns how many.
  */
 int evd_config_restart_keys(const struct evd_config *old, const struct evd_config *cur,
 			    struct evd_buf *out);

@@ -251,12 +251,12 @@ static void test_every_key(void)
 	int n = evd_config_restart_keys(d, c, &restart);
 	CHECK_STR(restart.data,
 		  "publish.listen, publish.event_type_prefix, admin.listen, nats.url, "
-		  "nats.embedded.binary, nats.embedded.max_store, nats.embedded.max_memory, "
+		  "nats.embedded.binary, nats.embedded.max_store, "
 		  "nats.user, nats.password, "
 		  "nats.tls.ca, nats.tls.cert, nats.tls.key, state_dir, stream.name, "
 		  "stream.subject_prefix, stream.storage, stream.retention, "
 		  "deadletters.stream, deadletters.max_bytes, deadletters.max_age");
-	CHECK_INT(n, 20);
+	CHECK_INT(n, 19);
 	evd_buf_reset(&restart);
 	CHECK_INT(evd_config_restart_keys(c, c, &restart), 0);
 	CHECK_INT(restart.len, 0);
