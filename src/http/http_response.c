@@ -94,8 +94,10 @@ static int on_headers_complete(llhttp_t *p)
 		r->error = "unexpected 101 Switching Protocols";
 		return -1;
 	}
-	/* A response to HEAD carries Content-Length but no body: 1 tells llhttp so. */
-	return r->head && r->status >= 200 ? 1 : 0;
+	/* No body follows a response to HEAD, nor a 204 or 304, whatever Content-Length says
+	 * (RFC 9112 6.3; llhttp 8 would read one for 204 and 304): 1 tells llhttp so. Bytes a
+	 * broken server sends anyway are left over, and the connection is not reused. */
+	return (r->head && r->status >= 200) || r->status == 204 || r->status == 304 ? 1 : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -279,9 +281,10 @@ int64_t evd_http_retry_after_ms(const char *value, size_t len, time_t now)
 		for (size_t i = 0; i < len; i++) {
 			if (!isdigit((unsigned char)value[i]))
 				return -1;
-			/* Saturate: a year is plenty, and no caller waits longer than its cap. */
-			if (s < 100000000)
-				s = s * 10 + (value[i] - '0');
+			/* Saturate at about three years: no caller waits longer than its cap. */
+			s = s * 10 + (value[i] - '0');
+			if (s > 100000000)
+				s = 100000000;
 		}
 		return s * 1000;
 	}
