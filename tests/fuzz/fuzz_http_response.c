@@ -76,7 +76,7 @@ static void parse(const char *data, size_t len, size_t step, const uint8_t *cuts
 	if (r.body.len > BODY_MAX || r.body.len > r.body_seen)
 		FAIL("kept %zu body bytes of %llu seen (max %d)", r.body.len,
 		     (unsigned long long)r.body_seen, BODY_MAX);
-	if (rc == 1 && (r.status < 200 || r.status > 999))
+	if (rc == 1 && (r.status < 200 || r.status > 599))
 		FAIL("complete with status %d", r.status);
 	if (rc < 0 && !evd_http_response_error(&r)[0])
 		FAIL("an error without a reason");
