@@ -141,7 +141,7 @@ struct evd_http_client_request *evd_http_cconn_close(struct evd_http_client_conn
 		conn->origin->nconns--;
 		/* A slot is free: a waiter may open a connection now. */
 		if (conn->origin->wait_head)
-			evd_http_client_kick(conn->client);
+			evd_http_client_mark_dirty(conn->client, conn->origin);
 	}
 	if (conn->pending > 2) /* resolution in flight: its callback frees the list */
 		uv_cancel((uv_req_t *)&conn->gai);

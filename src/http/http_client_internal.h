@@ -153,6 +153,8 @@ struct evd_http_client {
 
 /* http_client.c */
 void evd_http_client_kick(struct evd_http_client *c);
+/* The origin may be able to serve a waiting request now: dispatch it from the loop. */
+void evd_http_client_mark_dirty(struct evd_http_client *c, struct evd_http_origin *o);
 /* Moves req (detached from any connection) to the completion list: on_done runs from the loop
  * with err, err_text "<phase> <url>: <detail>" (detail must be static). */
 void evd_http_client_fail_later(struct evd_http_client *c, struct evd_http_client_request *req,

@@ -652,6 +652,20 @@ static void test_timeout(void)
 	/* The timer runs on the loop's cached clock, which may lag the assignment by a little. */
 	CHECK(t.duration_ns >= 250000000ull);
 	CHECK(strstr(t.err_text, "timed out") != NULL);
+
+	/* One connection, and it fails (timeout, then a close by the server): the requests
+	 * waiting behind it get a connection of their own. */
+	c2.max_conns_per_origin = 1;
+	evd_http_client_set_config(client, &c2);
+	struct treq w[3];
+	CHECK_INT(start(&w[0], "/delay/3000"), 0);
+	CHECK_INT(start(&w[1], "/close-before"), 0);
+	CHECK_INT(start(&w[2], "/status/200"), 0);
+	CHECK(wait_done(w, 3, 20000));
+	CHECK_INT(w[0].err, UV_ETIMEDOUT);
+	CHECK_INT(w[1].err, UV_ECONNRESET);
+	CHECK_INT(w[2].err, 0);
+	CHECK_INT(w[2].status, 200);
 	client_close();
 }
 
