@@ -215,8 +215,8 @@ static void try_connect(struct evd_http_client_conn *conn, const struct sockaddr
 {
 	conn->state = EVD_HCC_CONNECTING;
 	int rc = conn->origin->transport->connect(conn, sa);
-	if (rc < 0)
-		conn_fail(conn, rc, EVD_HCP_CONNECT, uv_strerror(rc));
+	if (rc < 0) /* e.g. an IPv6 address on a host without IPv6: the next address may do */
+		evd_http_cconn_on_connect(conn, rc);
 }
 
 static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *ai)
@@ -278,8 +278,10 @@ void evd_http_cconn_new(struct evd_http_client *c, struct evd_http_origin *o,
 	} else if (o->numeric) {
 		try_connect(conn, (const struct sockaddr *)&o->addr);
 	} else {
-		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-					  .ai_flags = AI_ADDRCONFIG };
+		/* No AI_ADDRCONFIG: it ignores loopback addresses, so on a host with nothing but
+		 * lo "localhost" would not resolve. An address we cannot reach fails fast and the
+		 * next is tried. */
+		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 		conn->gai.data = conn;
 		conn->pending++;
 		int rc = uv_getaddrinfo(c->loop, &conn->gai, on_resolved, o->host, o->port_str,
