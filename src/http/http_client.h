@@ -42,11 +42,13 @@
 struct evd_http_client;
 
 struct evd_http_client_config {
-	unsigned max_conns_per_origin; /* >= 1 (dispatch.max_connections_per_sink) */
+	unsigned max_conns_per_origin; /* >= 1 (dispatch.max_connections_per_sink; 0 acts as 1) */
 	uint64_t timeout_ms;           /* per attempt, from the moment a connection is assigned
 					* (connect included) to the end of the response
-					* (dispatch.timeout); waiting for a free connection does not count */
-	uint64_t idle_timeout_ms;      /* an idle keep-alive connection is closed after this */
+					* (dispatch.timeout); waiting for a free connection does not count;
+					* 0: none */
+	uint64_t idle_timeout_ms;      /* an idle keep-alive connection is closed after this
+					* (0: connections are not kept) */
 	size_t max_response_body;      /* bytes of the response body kept for the caller */
 };
 
@@ -62,7 +64,8 @@ struct evd_http_client_result {
 	int64_t retry_after_ms; /* Retry-After (delta-seconds or HTTP-date), -1 when absent/invalid */
 	const char *body;       /* the first max_response_body bytes, valid during on_done */
 	size_t body_len;
-	uint64_t duration_ns;   /* from connection assignment to completion */
+	uint64_t duration_ns;   /* from connection assignment to completion (0 for a request
+				 * cancelled while it waited for a connection) */
 };
 
 struct evd_http_client_request;
