@@ -36,8 +36,33 @@ static void tcp_on_write(uv_write_t *req, int status)
 	evd_http_cconn_on_written(req->data, status);
 }
 
-static int tcp_write(struct evd_http_client_conn *conn, const uv_buf_t *bufs, unsigned nbufs)
+/*
+ * A request nearly always fits the socket buffer: write it now. Every completed uv_write makes
+ * libuv 1.44 re-arm the socket in epoll (uv__drain -> uv__io_stop queues an EPOLL_CTL_MOD even
+ * when nothing changes), one syscall per request more; uv_try_write has no request and no
+ * re-arm (the server's http_conn.c does the same). What it cannot write goes through uv_write.
+ */
+static int tcp_write(struct evd_http_client_conn *conn, uv_buf_t *bufs, unsigned nbufs)
 {
+	size_t total = 0;
+	for (unsigned i = 0; i < nbufs; i++)
+		total += bufs[i].len;
+	int w = uv_try_write((uv_stream_t *)&conn->tcp, bufs, nbufs);
+	if (w >= 0 && (size_t)w == total)
+		return 1;
+	if (w < 0 && w != UV_EAGAIN)
+		return w;
+	for (size_t skip = w > 0 ? (size_t)w : 0; skip > 0;) {
+		if (skip >= bufs->len) {
+			skip -= bufs->len;
+			bufs++;
+			nbufs--;
+		} else {
+			bufs->base += skip;
+			bufs->len -= skip;
+			skip = 0;
+		}
+	}
 	conn->write.data = conn;
 	return uv_write(&conn->write, (uv_stream_t *)&conn->tcp, bufs, nbufs, tcp_on_write);
 }
@@ -372,7 +397,7 @@ static void send_request(struct evd_http_client_conn *conn)
 		conn_fail(conn, rc, EVD_HCP_SEND, uv_strerror(rc));
 		return;
 	}
-	conn->writing = true;
+	conn->writing = rc == 0;
 }
 
 void evd_http_cconn_assign(struct evd_http_client_conn *conn, struct evd_http_client_request *req)
