@@ -778,8 +778,11 @@ def test_listing_cut_after_first_page(tmp):
     mark = len(evd.stderr())
     evd.start()
     wait_for(proxy.cut.is_set, scaled(60), what="the listing cut after its first page")
-    wait_for(lambda: evd.alive() and "listing the stream's consumers" in evd.stderr()[mark:],
+    # Before: SIGSEGV in jsStreamInfo_Destroy <- js_Consumers <- reg_job_worker.
+    wait_for(lambda: evd.proc.poll() is not None
+             or "listing the stream's consumers" in evd.stderr()[mark:],
              scaled(60), what="the listing error in the log")
+    evd.alive()
     wait_for(lambda: evd.alive() and proxy.connections >= 2, scaled(60), what="reconnect")
     wait_for(all_ready, scaled(90), interval=0.2, what=f"{n} re-bound after the cut")
     # Nothing was re-created, and a listing after the reconnect went through (debug log).
