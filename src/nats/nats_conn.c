@@ -148,6 +148,9 @@ struct evd_nats {
 	 * close work waits until it is empty (close_when_no_subs). */
 	struct evd_nats_sublink subs;
 	bool close_waits_for_subs;
+	/* nats.c's socket on the loop (nats_io.c); false with TLS (see loop_io_possible). */
+	bool loop_io;
+	struct evd_nats_io_ctx io;
 
 	uv_timer_t retry_timer, info_timer;
 	int open_handles;
@@ -555,6 +558,12 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 		s = natsOptions_SetWriteDeadline(o, WRITE_DEADLINE_MS);
 	if (s == NATS_OK)
 		s = natsOptions_SetIOBufSize(o, IO_BUF_SIZE);
+	if (s == NATS_OK && n->loop_io)
+		s = evd_nats_io_options(&n->io, o);
+	/* No flusher thread: nats.c only marks the buffer for writing, nats_io.c writes it once
+	 * per loop iteration (a write from another thread is posted to the loop). */
+	if (s == NATS_OK && n->loop_io)
+		s = natsOptions_SetSendAsap(o, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetRetryOnFailedConnect(o, n->connect.background, on_nc_connected, n);
 	if (s == NATS_OK)
@@ -631,6 +640,8 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	if (s != NATS_OK) {
 		n->connect.err = evd_nats_status_to_err(s, "creating the JetStream context");
 		close_and_wait(n);
+		if (n->loop_io)
+			evd_nats_io_wait_detached(&n->io);
 		natsConnection_Destroy(n->nc);
 		n->nc = NULL;
 	}
@@ -706,6 +717,8 @@ static void reopen_on_worker(struct evd_bridge_item *item)
 	n->reopen.status = natsConnection_GetLastError(n->nc, &text);
 	snprintf(n->reopen.error, sizeof(n->reopen.error), "%s", text ? text : "");
 	jsCtx_Destroy(n->js);
+	if (n->loop_io)
+		evd_nats_io_wait_detached(&n->io);
 	natsConnection_Destroy(n->nc);
 	n->js = NULL;
 	n->nc = NULL;
@@ -914,6 +927,37 @@ static void on_info_timer(uv_timer_t *t)
 	evd_nats_refresh_info(t->data);
 }
 
+/* ---- the loop's I/O (nats_io.c) ---- */
+
+/*
+ * nats.c reads and writes a TLS socket with SSL_read/SSL_write, which wait for the socket inside
+ * the call (comsock.c natsSock_WaitReady) without any deadline when an event loop is attached:
+ * a TLS server that stalls mid-record would freeze the loop. TLS connections (nats.tls.* keys or
+ * a tls:// URL) therefore keep nats.c's reader and flusher threads with the write deadline, and
+ * their messages cross through the bridge. A server that demands TLS of a nats:// URL makes
+ * nats.c upgrade on its own; configure nats.tls.* for such a server.
+ */
+static bool loop_io_possible(const struct evd_nats *n)
+{
+	return !n->tls_ca && !n->tls_cert && !strstr(n->url, "tls://");
+}
+
+/* Loop, after every read event: the parser may have queued messages for our subscriptions. */
+static void after_read(void *data)
+{
+	struct evd_nats *n = data;
+
+	for (struct evd_nats_sublink *l = n->subs.next, *next; l != &n->subs; l = next) {
+		next = l->next;
+		evd_nats_sub_drain_link(l);
+	}
+}
+
+bool evd_nats_loop_io(const struct evd_nats *n)
+{
+	return n->loop_io;
+}
+
 /* ---- public ---- */
 
 static char *dup_or_null(const char *s)
@@ -966,14 +1010,19 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 		goto fail_mutex;
 	if ((err = uv_cond_init(&n->ev_cond)) < 0)
 		goto fail_cond;
+	n->loop_io = loop_io_possible(n);
+	if (n->loop_io && (err = evd_nats_io_init(&n->io, loop, bridge, after_read, n)) < 0)
+		goto fail_io;
 	/* Timers are not active until started: they keep no loop alive. */
 	uv_timer_init(loop, &n->retry_timer);
 	uv_timer_init(loop, &n->info_timer);
 	n->retry_timer.data = n->info_timer.data = n;
-	n->open_handles = 2;
+	n->open_handles = n->loop_io ? 4 : 2;
 	*out = n;
 	return 0;
 
+fail_io:
+	uv_cond_destroy(&n->ev_cond);
 fail_cond:
 	uv_mutex_destroy(&n->ev_lock);
 fail_mutex:
@@ -1109,6 +1158,8 @@ static void close_on_worker(struct evd_bridge_item *item)
 	if (!n->nc)
 		return;
 	jsCtx_Destroy(n->js);
+	if (n->loop_io)
+		evd_nats_io_wait_detached(&n->io);
 	natsConnection_Destroy(n->nc);
 	n->js = NULL;
 	n->nc = NULL;
@@ -1149,6 +1200,8 @@ static void nats_free(struct evd_nats *n)
 	free_settings(n);
 	uv_mutex_destroy(&n->ev_lock);
 	uv_cond_destroy(&n->ev_cond);
+	if (n->loop_io)
+		evd_nats_io_destroy(&n->io);
 	free(n);
 	if (on_closed)
 		on_closed(closed_data);
@@ -1170,6 +1223,8 @@ static void close_on_loop(struct evd_bridge_item *item)
 	evd_log_info("nats", "connection closed");
 	uv_close((uv_handle_t *)&n->retry_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&n->info_timer, on_handle_closed);
+	if (n->loop_io)
+		evd_nats_io_close(&n->io, on_handle_closed, n);
 }
 
 static void submit_close(struct evd_nats *n)
