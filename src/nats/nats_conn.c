@@ -29,6 +29,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "evd_build_config.h"
 #include "nats/nats_conn.h"
 #include "nats/nats_internal.h"
 #include "util/util_buf.h"
@@ -42,8 +43,9 @@
 #define ENSURE_RETRY_MS 3000  /* stream could not be ensured (JetStream off, timeout...) */
 #define INFO_EVERY_MS 5000    /* stream info refresh while READY */
 #define DRAIN_TIMEOUT_MS 5000
-#define DEFAULT_MAX_PENDING 65536
 /*
+ * TLS connections only (the loop model of nats_io.c never writes inline: the socket is
+ * non-blocking and the loop writes what it takes). The history of why:
  * No nats.c call may block the loop (DESIGN.md §1), yet js_PublishMsgAsync runs there and, in
  * libnats 3.4, writes a message that does not fit its write buffer inline on the caller's thread
  * while holding the connection's lock. With the default (no write deadline, blocking socket) a
@@ -102,9 +104,6 @@ struct evd_nats {
 	char *url_shown; /* url without credentials, for logs and JSON */
 	char *url, *creds, *token, *user, *password, *tls_ca, *tls_cert, *tls_key;
 	struct evd_nats_stream_spec spec; /* reloadable; loop-owned */
-	jsPubAckHandler ack_handler;
-	void *ack_closure;
-	int64_t max_pending;
 
 	/* Written by the connect work (worker), see the top of the file. */
 	natsConnection *nc;
@@ -166,9 +165,6 @@ struct evd_nats {
 	struct nats_work ev;
 	bool ev_posted, ev_stop, ev_closed, ev_saw_connect, ev_saw_disconnect, closed_fired;
 	natsConnection *ev_nc; /* the connection whose callbacks count (see on_nc_closed) */
-	/* The ack handler trampoline (on_pub_ack): calls running, and no more calls after close. */
-	unsigned acks_running;
-	bool acks_stopped;
 	enum ev_kind ev_last;
 	char ev_error[256];
 };
@@ -316,32 +312,6 @@ static void on_nc_closed(natsConnection *nc, void *closure)
 static void on_nc_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
 	ev_record(closure, EV_NONE, natsStatus_GetText(err));
-}
-
-/*
- * The async-publish ack handler nats.c calls (its delivery thread), in front of the user's.
- * nats.c does not join that thread when it closes a connection that could not be drained, so a
- * call may still be running when the closed callback has come; close_on_worker waits for running
- * calls and stops later ones (their message is destroyed here, as the handler would have), so
- * the user's closure may be freed once evd_nats_close has completed.
- */
-static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
-{
-	struct evd_nats *n = closure;
-
-	uv_mutex_lock(&n->ev_lock);
-	if (n->acks_stopped) {
-		uv_mutex_unlock(&n->ev_lock);
-		natsMsg_Destroy(msg);
-		return;
-	}
-	n->acks_running++;
-	uv_mutex_unlock(&n->ev_lock);
-	n->ack_handler(js, msg, pa, pae, n->ack_closure);
-	uv_mutex_lock(&n->ev_lock);
-	if (--n->acks_running == 0)
-		uv_cond_broadcast(&n->ev_cond);
-	uv_mutex_unlock(&n->ev_lock);
 }
 
 /* ---- connection events on the loop ---- */
@@ -536,6 +506,33 @@ static void store_si(struct evd_nats *n, jsStreamInfo *si)
 
 /* ---- connect ---- */
 
+#if EVD_NATS_MSG_FILTER
+/* nats.c 3.4.1 natsp.h / conn.h: called by the parser (the loop, with nats_io.c) for every
+ * message before it is queued; setting *msg to NULL takes it. */
+typedef void (*nats_msg_filter)(natsConnection *nc, natsMsg **msg, void *closure);
+void natsConn_setFilterWithClosure(natsConnection *nc, nats_msg_filter f, void *closure);
+
+/*
+ * Loop (the parser runs there): a "no responders" status would be destroyed by NextMsg
+ * without its subject; hand it to the subscription it is for instead. The check is cheap for
+ * everything else: natsMsg_IsNoResponders looks at the headers only of a message without data.
+ */
+static void on_msg_filter(natsConnection *nc, natsMsg **msg, void *closure)
+{
+	struct evd_nats *n = closure;
+
+	(void)nc;
+	if (natsMsg_GetDataLength(*msg) != 0 || !natsMsg_IsNoResponders(*msg))
+		return;
+	for (struct evd_nats_sublink *l = n->subs.next; l != &n->subs; l = l->next)
+		if (evd_nats_sub_take_status(l, *msg)) {
+			*msg = NULL;
+			return;
+		}
+}
+#endif
+
+
 static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 {
 	natsOptions *o = NULL;
@@ -630,12 +627,12 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	uv_mutex_lock(&n->ev_lock);
 	n->ev_nc = n->nc;
 	uv_mutex_unlock(&n->ev_lock);
+#if EVD_NATS_MSG_FILTER
+	/* Before any subscription exists (they are made on the loop after this work returns). */
+	if (n->loop_io)
+		natsConn_setFilterWithClosure(n->nc, on_msg_filter, n);
+#endif
 	jsOptions_Init(&jo);
-	jo.PublishAsync.MaxPending = n->max_pending;
-	if (n->ack_handler) {
-		jo.PublishAsync.AckHandler = on_pub_ack;
-		jo.PublishAsync.AckHandlerClosure = n;
-	}
 	s = natsConnection_JetStream(&n->js, n->nc, &jo);
 	if (s != NATS_OK) {
 		n->connect.err = evd_nats_status_to_err(s, "creating the JetStream context");
@@ -953,6 +950,7 @@ static void after_read(void *data)
 	}
 }
 
+
 bool evd_nats_loop_io(const struct evd_nats *n)
 {
 	return n->loop_io;
@@ -991,7 +989,6 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	n->on_state = on_state;
 	n->data = data;
 	n->state = EVD_NATS_CONNECTING;
-	n->max_pending = DEFAULT_MAX_PENDING;
 	n->url = evd_xstrdup(url);
 	n->url_shown = evd_nats_redact_urls(url);
 	n->creds = dup_or_null(cfg->nats.creds);
@@ -1029,17 +1026,6 @@ fail_mutex:
 	free_settings(n);
 	free(n);
 	return err;
-}
-
-void evd_nats_set_pub_ack_handler(struct evd_nats *n, jsPubAckHandler handler, void *closure)
-{
-	n->ack_handler = handler;
-	n->ack_closure = closure;
-}
-
-void evd_nats_set_pub_max_pending(struct evd_nats *n, int64_t max_pending)
-{
-	n->max_pending = max_pending > 0 ? max_pending : DEFAULT_MAX_PENDING;
 }
 
 int evd_nats_start(struct evd_nats *n)
@@ -1144,19 +1130,9 @@ static void close_on_worker(struct evd_bridge_item *item)
 	uv_mutex_lock(&n->ev_lock);
 	n->ev_stop = true;
 	uv_mutex_unlock(&n->ev_lock);
-	if (n->nc)
-		close_and_wait(n);
-	/*
-	 * No ack handler call may run once we return (the publish module frees its sink after
-	 * on_closed): wait for those already running, turn away later ones.
-	 */
-	uv_mutex_lock(&n->ev_lock);
-	n->acks_stopped = true;
-	while (n->acks_running > 0)
-		uv_cond_wait(&n->ev_cond, &n->ev_lock);
-	uv_mutex_unlock(&n->ev_lock);
 	if (!n->nc)
 		return;
+	close_and_wait(n);
 	jsCtx_Destroy(n->js);
 	if (n->loop_io)
 		evd_nats_io_wait_detached(&n->io);

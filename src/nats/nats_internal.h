@@ -64,6 +64,9 @@ void evd_nats_unlink_sub(struct evd_nats *n, struct evd_nats_sublink *l);
 void evd_nats_sub_conn_lost(struct evd_nats_sublink *l);
 /* nats_sub.c: after a read event on the loop, take what nats.c queued for the subscription. */
 void evd_nats_sub_drain_link(struct evd_nats_sublink *l);
+/* nats_sub.c, loop, from the parser: takes msg (a status message) when its subject is one the
+ * subscription matches; it is handed out with the next drain. */
+bool evd_nats_sub_take_status(struct evd_nats_sublink *l, natsMsg *msg);
 /* nats_sub.c: evd_nats_close closes whatever subscription its owner left open. */
 void evd_nats_sub_close_link(struct evd_nats_sublink *l);
 

@@ -70,6 +70,8 @@ struct evd_nats_sub {
 	bool loop_io;  /* a synchronous subscription drained on the loop */
 	natsMsg **lv;  /* loop_io: the batch being taken */
 	size_t lv_cap;
+	natsMsg **sv;  /* loop_io: status messages taken from the parser (take_status) */
+	size_t sn, sv_cap;
 	size_t lent;   /* messages handed to on_msgs and not yet returned */
 	bool closing;  /* evd_nats_sub_close was called (or the connection went away) */
 	bool in_batch; /* on_item is running: it checks for the end itself */
@@ -146,6 +148,9 @@ static void sub_free(struct evd_nats_sub *s)
 	free(s->v);
 	free(s->spare);
 	free(s->lv);
+	for (size_t i = 0; i < s->sn; i++)
+		natsMsg_Destroy(s->sv[i]);
+	free(s->sv);
 	free(s->subject);
 	free(s);
 }
@@ -352,6 +357,48 @@ void evd_nats_sub_conn_lost(struct evd_nats_sublink *l)
 		set_completed(s);
 }
 
+/* NATS subject matching: `*` one token, `>` the rest. */
+static bool subject_matches(const char *pattern, const char *subject)
+{
+	while (*pattern && *subject) {
+		if (pattern[0] == '>' && pattern[1] == '\0')
+			return true;
+		if (pattern[0] == '*' && (pattern[1] == '.' || pattern[1] == '\0')) {
+			pattern++;
+			while (*subject && *subject != '.')
+				subject++;
+		} else {
+			size_t t = strcspn(pattern, ".");
+			if (strncmp(pattern, subject, t) != 0 || (subject[t] != '.' && subject[t] != '\0'))
+				return false;
+			pattern += t;
+			subject += t;
+		}
+		if (*pattern != *subject)
+			return false;
+		if (*pattern == '.') {
+			pattern++;
+			subject++;
+		}
+	}
+	return *pattern == '\0' && *subject == '\0';
+}
+
+bool evd_nats_sub_take_status(struct evd_nats_sublink *l, natsMsg *msg)
+{
+	struct evd_nats_sub *s = of_link(l);
+	const char *subject = natsMsg_GetSubject(msg);
+
+	if (!s->loop_io || !s->nc || s->closing || !subject || !subject_matches(s->subject, subject))
+		return false;
+	if (s->sn == s->sv_cap) {
+		s->sv_cap = s->sv_cap ? 2 * s->sv_cap : 16;
+		s->sv = evd_xrealloc(s->sv, s->sv_cap * sizeof(*s->sv));
+	}
+	s->sv[s->sn++] = msg;
+	return true;
+}
+
 void evd_nats_sub_drain_link(struct evd_nats_sublink *l)
 {
 	struct evd_nats_sub *s = of_link(l);
@@ -371,14 +418,26 @@ void evd_nats_sub_drain_link(struct evd_nats_sublink *l)
 		set_completed(s); /* nats.c closed it with its connection */
 		return;
 	}
-	if (pending <= 0)
+	if (pending < 0)
+		pending = 0;
+	size_t want = (size_t)pending + s->sn;
+	if (!want)
 		return;
-	if ((size_t)pending > s->lv_cap) {
-		s->lv_cap = (size_t)pending > 2 * s->lv_cap ? (size_t)pending : 2 * s->lv_cap;
+	if (want > s->lv_cap) {
+		s->lv_cap = want > 2 * s->lv_cap ? want : 2 * s->lv_cap;
 		s->lv = evd_xrealloc(s->lv, s->lv_cap * sizeof(*s->lv));
 	}
-	while (n < (size_t)pending && natsSubscription_NextMsg(&m, s->ns, 0) == NATS_OK)
-		s->lv[n++] = m;
+	for (size_t i = 0; i < s->sn; i++)
+		s->lv[n++] = s->sv[i];
+	s->sn = 0;
+	/* A status left in the queue makes NextMsg fail (NATS_NO_RESPONDERS): go on past it. */
+	for (int k = 0; k < pending; k++) {
+		natsStatus st = natsSubscription_NextMsg(&m, s->ns, 0);
+		if (st == NATS_OK)
+			s->lv[n++] = m;
+		else if (st != NATS_NO_RESPONDERS)
+			break;
+	}
 	if (!n)
 		return;
 	s->lent += n;
