@@ -175,6 +175,19 @@ static void on_info_timer(uv_timer_t *t);
 static void close_and_wait(struct evd_nats *n);
 static void reopen(struct evd_nats *n, const char *async_error);
 
+#if EVD_NATS_MSG_FREE
+void natsMsg_free(void *object); /* nats.c 3.4.1 msg.h: headers, then the one allocation */
+#endif
+
+void evd_nats_msg_free(natsMsg *m)
+{
+#if EVD_NATS_MSG_FREE
+	natsMsg_free(m);
+#else
+	natsMsg_Destroy(m);
+#endif
+}
+
 int evd_nats_status_to_err(natsStatus s, const char *what)
 {
 	natsStatus last = NATS_OK;

@@ -167,6 +167,14 @@ const char *evd_nats_discard_name(jsDiscardPolicy d);
  */
 char *evd_nats_redact_urls(const char *urls);
 
+/*
+ * Any thread. Destroys a message that is ours alone (published already, or taken from a
+ * subscription), freeing it on the caller's thread: natsMsg_Destroy would hand it to nats.c's
+ * garbage-collector thread (a lock and a wake-up per message). Falls back to natsMsg_Destroy
+ * when the build cannot use natsMsg_free (meson.build: EVD_NATS_MSG_FREE).
+ */
+void evd_nats_msg_free(natsMsg *m);
+
 /* Turns a natsStatus into a negative errno-style code, logging nats.c's error text. */
 int evd_nats_status_to_err(natsStatus s, const char *what);
 

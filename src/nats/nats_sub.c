@@ -336,7 +336,7 @@ int evd_nats_sub_settle(struct evd_nats_sub *s, natsMsg *msg, enum evd_settle ki
 
 void evd_nats_sub_msg_done(struct evd_nats_sub *s, natsMsg *msg)
 {
-	natsMsg_Destroy(msg);
+	evd_nats_msg_free(msg);
 	if (--s->lent || s->in_batch)
 		return;
 	uv_mutex_lock(&s->lock);

@@ -485,7 +485,7 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 	 * natsMsg goes at once.
 	 */
 	s = natsConnection_PublishMsg(nc, m);
-	natsMsg_Destroy(m);
+	evd_nats_msg_free(m);
 	if (s != NATS_OK) {
 		evd_pub_fail(r, i, 503, true, "cannot publish to JetStream: %s", natsStatus_GetText(s));
 		return -EIO;
