@@ -940,6 +940,23 @@ static void on_info_timer(uv_timer_t *t)
 /* ---- the loop's I/O (nats_io.c) ---- */
 
 /*
+ * Why the loop model (nats_conn.h), measured with tests/bench/publish_bench.py (512-byte
+ * events, wrk 2 threads, 5 s runs, --baseline = the build before issue 9) on the 2-core machine
+ * while other work loaded it (load average 10-12: absolute figures move a lot, compare within
+ * a run). Two runs, baseline -> loop model:
+ *   16 connections: p50 1.01 / 1.06 ms -> 0.51 / 0.54 ms; 13.8k / 11.8k -> 26.0k / 21.2k req/s;
+ *                   eventingd CPU per event 50.9 / 39.4 -> 14.5 / 16.9 us
+ *   64 connections: 21.3k / 22.4k -> 19.8k / 20.1k req/s (0.90-0.93x); eventingd CPU per event
+ *                   28.1 / 27.4 -> 13.2 / 13.8 us, nats-server's 9.5 / 9.3 -> 12.8 / 13.0 us
+ *                   (one write per loop iteration: smaller writes than the 1 ms flusher's)
+ * The alternatives, in runs of their own: SendAsap alone 19.0k req/s at 64 and p50 0.94 ms at 16
+ * (that run's baseline 25.3k, 0.99 ms); nats.c's socket on the loop with acks still through
+ * nats.c's delivery thread and the bridge 20.9k, 0.84 ms. Of the loop model's gain, about 8 us
+ * per event came from freeing messages on the loop instead of nats.c's GC thread
+ * (evd_nats_msg_free: 22.0 -> 13.2 us at 64 connections).
+ */
+
+/*
  * nats.c reads and writes a TLS socket with SSL_read/SSL_write, which wait for the socket inside
  * the call (comsock.c natsSock_WaitReady) without any deadline when an event loop is attached:
  * a TLS server that stalls mid-record would freeze the loop. TLS connections (nats.tls.* keys or
@@ -1238,7 +1255,7 @@ void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *dat
 		 * close their subscriptions first. Any still open is closed here, and the close work
 		 * starts when the last one has ended (evd_nats_unlink_sub).
 		 */
-		evd_log_warn("nats", "closing: waiting for subscriptions still open to end");
+		evd_log_debug("nats", "closing: ending the subscriptions still open first");
 		n->close_waits_for_subs = true;
 		for (struct evd_nats_sublink *l = n->subs.next, *next; l != &n->subs; l = next) {
 			next = l->next;

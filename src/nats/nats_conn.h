@@ -13,10 +13,11 @@
  * threads comes in through the bridge (nats_bridge.h), the one way in: connection events
  * (nats.c's callback thread), the blocking JetStream management calls (our worker; their
  * replies travel nats.c's delivery thread), nats.c's reconnect and ping-timer threads asking the
- * loop to poll or write. Measured before choosing (tests/bench/publish_bench.py, 512-byte
- * events, numbers in nats_io.c): the old model (reader -> delivery thread -> bridge -> loop,
- * flusher sleeping 1 ms) and SendAsap alone left p50 at 16 connections near 1 ms; the loop
- * model takes it to a third of that and removes three thread hand-offs per request.
+ * loop to poll or write. Chosen by measurement (tests/bench/publish_bench.py; the figures are
+ * in nats_conn.c, loop_io_possible): against the old model (nats.c reader -> delivery thread ->
+ * bridge -> loop, flusher sleeping 1 ms) it halves eventingd's CPU per event and the p50 at 16
+ * connections; SendAsap alone, or nats.c's socket on the loop with acks still crossing threads,
+ * gained little.
  * A TLS connection (nats.tls.* or a tls:// URL) keeps nats.c's threads, because nats.c's
  * SSL_read/SSL_write wait inside the call without a deadline: there, writes have a deadline
  * (WRITE_DEADLINE_MS) and subscription messages cross through the bridge, with the same API.

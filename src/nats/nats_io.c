@@ -94,6 +94,22 @@ static void close_poll(struct nats_io *io)
 
 static void apply(struct nats_io *io);
 
+/*
+ * Whether nats.c still has something to write. natsConnection_ProcessWriteEvent must not run
+ * with an empty buffer: a send of 0 bytes reads as "connection closed" (comsock.c
+ * natsSock_Write) and nats.c would drop the connection. write(add) comes only with data
+ * buffered and write(remove) right after the buffer went out, so `wr` says it.
+ */
+static bool write_wanted(struct nats_io *io)
+{
+	bool wr;
+
+	uv_mutex_lock(&io->ctx->lock);
+	wr = io->wr && !io->detached;
+	uv_mutex_unlock(&io->ctx->lock);
+	return wr;
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
 	struct nats_io *io = h->data;
@@ -105,7 +121,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		natsConnection_ProcessReadEvent(io->nc);
 		ctx->after_read(ctx->data);
 	}
-	if (status == 0 && (events & UV_WRITABLE) && io->poll)
+	if (status == 0 && (events & UV_WRITABLE) && io->poll && write_wanted(io))
 		natsConnection_ProcessWriteEvent(io->nc);
 	io->in_cb = false;
 	/* A detach nats.c made from inside the calls above was deferred to here. */
@@ -308,7 +324,7 @@ void evd_nats_io_flush(struct evd_nats_io_ctx *ctx)
 		list = io->next_flush;
 		io->next_flush = NULL;
 		io->queued = false;
-		if (!io->poll)
+		if (!io->poll || !write_wanted(io))
 			continue;
 		/* Writes what the socket takes; when all went, nats.c calls write(remove). A write
 		 * error makes nats.c close or detach from inside: in_cb defers the free. */
