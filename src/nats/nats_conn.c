@@ -981,6 +981,12 @@ static void after_read(void *data)
 }
 
 
+void evd_nats_flush(struct evd_nats *n)
+{
+	if (n->loop_io)
+		evd_nats_io_flush(&n->io);
+}
+
 bool evd_nats_loop_io(const struct evd_nats *n)
 {
 	return n->loop_io;

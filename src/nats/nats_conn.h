@@ -169,6 +169,14 @@ const char *evd_nats_discard_name(jsDiscardPolicy d);
 char *evd_nats_redact_urls(const char *urls);
 
 /*
+ * Loop thread. Writes now what nats.c has buffered for the connection (the loop model writes
+ * once per loop iteration anyway). A publisher that hands over a lot in one go (a batch) calls
+ * it every few hundred KiB, so nats.c's write buffer, which grows to hold one iteration's
+ * publishes and never shrinks, stays small. No-op for a TLS connection (nats.c flushes itself).
+ */
+void evd_nats_flush(struct evd_nats *n);
+
+/*
  * Any thread. Destroys a message that is ours alone (published already, or taken from a
  * subscription), freeing it on the caller's thread: natsMsg_Destroy would hand it to nats.c's
  * garbage-collector thread (a lock and a wake-up per message). Falls back to natsMsg_Destroy

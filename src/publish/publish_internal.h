@@ -41,6 +41,9 @@ struct evd_access_log;
  * benchmark keeps well under 1 MiB in flight).
  */
 #define EVD_PUB_MAX_BYTES_IN_FLIGHT (32u * 1024 * 1024)
+/* Published bytes after which publish_js.c has nats.c write at once instead of at the end of
+ * the loop iteration (evd_nats_flush): bounds nats.c's write buffer under large batches. */
+#define EVD_PUB_FLUSH_BYTES (256u * 1024)
 /* Events in one batched request at most (Kyma has no batches at all). */
 #define EVD_PUB_MAX_BATCH 1024
 /* Remembered (source, type) -> subject results. */
@@ -100,6 +103,7 @@ struct evd_publish {
 
 	size_t in_flight;       /* publishes awaiting an ack */
 	size_t bytes_in_flight; /* their NATS message sizes (headers + payload) */
+	size_t unflushed;       /* bytes handed to nats.c since the last evd_nats_flush */
 	struct evd_pub_req *pool;
 	size_t npool;
 

@@ -497,6 +497,11 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 	r->pending++;
 	p->in_flight++;
 	p->bytes_in_flight += bytes;
+	p->unflushed += bytes;
+	if (p->unflushed >= EVD_PUB_FLUSH_BYTES) {
+		p->unflushed = 0;
+		evd_nats_flush(n);
+	}
 	return 0;
 }
 
