@@ -1050,7 +1050,7 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	uv_timer_init(loop, &n->retry_timer);
 	uv_timer_init(loop, &n->info_timer);
 	n->retry_timer.data = n->info_timer.data = n;
-	n->open_handles = n->loop_io ? 4 : 2;
+	n->open_handles = n->loop_io ? 5 : 2;
 	*out = n;
 	return 0;
 

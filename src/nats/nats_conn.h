@@ -30,8 +30,9 @@
  * reconnect), the state goes CLOSED, the connection and jsCtx are destroyed on the worker and a
  * new connection is made from scratch, backing off from 2 s to 30 s while the server refuses us.
  * Nothing blocks the loop on a server that stops reading: on the loop, writes never block (the
- * socket is non-blocking; what it does not take stays buffered, bounded by the publishers'
- * in-flight budgets, and unanswered publishes time out); with TLS, writes have a deadline.
+ * socket is non-blocking; what it does not take stays buffered) and a socket that takes nothing
+ * for a second is shut down so nats.c reconnects (nats_io.c, WRITE_STALL_MS); with TLS, nats.c's
+ * writes have a deadline (WRITE_DEADLINE_MS).
  * After every (re)connect it ensures the stream of the config exists with the configured
  * settings: creates it, updates what JetStream lets be updated, and logs clearly what cannot be
  * (storage type, for example) together with the running value. Then it reports READY.

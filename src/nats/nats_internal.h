@@ -30,6 +30,8 @@ struct evd_nats_io_ctx {
 	uv_prepare_t prepare;
 	uv_check_t check;
 	struct nats_io *flush; /* loop: connections with a write wanted */
+	struct nats_io *ios;   /* loop: every io the loop has polled, until it is detached */
+	uv_timer_t stall;      /* while a socket is full: the write stall check (nats_io.c) */
 	uv_mutex_t lock;       /* guards the wanted state of every io, and live */
 	uv_cond_t cond;
 	int live; /* attached and not yet detached on the loop */
@@ -44,8 +46,8 @@ natsStatus evd_nats_io_options(struct evd_nats_io_ctx *ctx, natsOptions *o);
 void evd_nats_io_wait_detached(struct evd_nats_io_ctx *ctx);
 /* Loop: writes what nats.c buffered (the prepare/check handles call it every iteration). */
 void evd_nats_io_flush(struct evd_nats_io_ctx *ctx);
-/* Loop: closes the two handles (on_closed runs twice, with data as the handle's data); then
- * evd_nats_io_destroy. */
+/* Loop: closes the three handles (on_closed runs three times, with data as the handle's data);
+ * then evd_nats_io_destroy. */
 void evd_nats_io_close(struct evd_nats_io_ctx *ctx, uv_close_cb on_closed, void *data);
 void evd_nats_io_destroy(struct evd_nats_io_ctx *ctx);
 

@@ -31,6 +31,13 @@
  * After every read event, after_read (nats_conn.c) lets the loop subscriptions take what the
  * parser queued.
  *
+ * A server that stops reading (SIGSTOP, a stuck disk, a partition without RST) never blocks
+ * the loop: the socket is non-blocking and what it does not take stays in nats.c's buffer. But
+ * nats.c would notice only by its pings (tens of seconds) while that buffer grows, so a socket
+ * that takes nothing for WRITE_STALL_MS is shut down (on our dup: the same socket); nats.c then
+ * reads EOF, drops the connection and reconnects, and publishers answer 503 at once. This
+ * replaces, for the loop, the 200 ms write deadline nats.c's blocking writes have with TLS.
+ *
  * Lifetime: an io lives from nats.c's first attach of a connection until its detach has been
  * applied on the loop; `live` counts them so that nats_conn.c destroys a natsConnection only
  * after no poll callback can reach it any more (evd_nats_io_wait_detached, on the worker).
@@ -38,11 +45,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "nats/nats_internal.h"
 #include "util/util_log.h"
 #include "util/util_mem.h"
+
+#define WRITE_STALL_MS 1000 /* a full socket that takes nothing this long: drop the connection */
+#define STALL_CHECK_MS 250
 
 struct io_poll {
 	uv_poll_t h;
@@ -54,6 +65,7 @@ struct nats_io {
 	struct evd_nats_io_ctx *ctx;
 	natsConnection *nc;
 	struct nats_io *next_flush; /* in ctx->flush while a write is wanted */
+	struct nats_io *next_io;    /* in ctx->ios once the loop polls it */
 
 	/* Wanted state, under ctx->lock. */
 	unsigned gen;    /* attach count */
@@ -66,6 +78,8 @@ struct nats_io {
 	int events;     /* what poll is started with */
 	bool in_cb;     /* inside our poll callback: the io must not be freed */
 	bool queued;    /* on ctx->flush */
+	bool listed;    /* on ctx->ios */
+	uint64_t full_since; /* uv_now when the socket was found full; 0: it takes what we write */
 };
 
 static bool on_loop(const struct evd_nats_io_ctx *ctx)
@@ -93,6 +107,7 @@ static void close_poll(struct nats_io *io)
 }
 
 static void apply(struct nats_io *io);
+static void on_stall(uv_timer_t *t);
 
 /*
  * Whether nats.c still has something to write. natsConnection_ProcessWriteEvent must not run
@@ -121,8 +136,11 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		natsConnection_ProcessReadEvent(io->nc);
 		ctx->after_read(ctx->data);
 	}
-	if (status == 0 && (events & UV_WRITABLE) && io->poll && write_wanted(io))
+	if (status == 0 && (events & UV_WRITABLE) && io->poll && write_wanted(io)) {
 		natsConnection_ProcessWriteEvent(io->nc);
+		/* The socket took more: the server reads. Still full afterwards: count anew. */
+		io->full_since = io->full_since ? uv_now(ctx->loop) : 0;
+	}
 	io->in_cb = false;
 	/* A detach nats.c made from inside the calls above was deferred to here. */
 	uv_mutex_lock(&ctx->lock);
@@ -167,6 +185,12 @@ static void apply(struct nats_io *io)
 					break;
 				}
 		}
+		if (io->listed)
+			for (struct nats_io **pp = &ctx->ios; *pp; pp = &(*pp)->next_io)
+				if (*pp == io) {
+					*pp = io->next_io;
+					break;
+				}
 		free(io);
 		uv_mutex_lock(&ctx->lock);
 		ctx->live--;
@@ -190,6 +214,12 @@ static void apply(struct nats_io *io)
 			return;
 		}
 		io->poll->h.data = io;
+		io->full_since = 0;
+		if (!io->listed) {
+			io->listed = true;
+			io->next_io = ctx->ios;
+			ctx->ios = io;
+		}
 	} else if (fd_new >= 0) {
 		close(fd_new); /* cannot happen: a new descriptor comes with a new generation */
 	}
@@ -205,6 +235,8 @@ static void apply(struct nats_io *io)
 		ctx->flush = io;
 	}
 	events = (rd ? UV_READABLE : 0) | (wr && io->events & UV_WRITABLE ? UV_WRITABLE : 0);
+	if (!(events & UV_WRITABLE))
+		io->full_since = 0;
 	if (events == io->events)
 		return;
 	io->events = events;
@@ -340,11 +372,37 @@ void evd_nats_io_flush(struct evd_nats_io_ctx *ctx)
 			continue;
 		}
 		if (wr && io->poll && !(io->events & UV_WRITABLE)) {
-			/* The socket is full: wait until it takes more. */
+			/* The socket is full: wait until it takes more, and watch how long. */
 			io->events |= UV_WRITABLE;
 			uv_poll_start(&io->poll->h, io->events, on_poll);
+			io->full_since = uv_now(ctx->loop);
+			if (!uv_is_active((uv_handle_t *)&ctx->stall))
+				uv_timer_start(&ctx->stall, on_stall, STALL_CHECK_MS, STALL_CHECK_MS);
 		}
 	}
+}
+
+static void on_stall(uv_timer_t *t)
+{
+	struct evd_nats_io_ctx *ctx = t->data;
+	uint64_t now = uv_now(ctx->loop);
+	bool waiting = false;
+
+	for (struct nats_io *io = ctx->ios; io; io = io->next_io) {
+		if (!io->full_since || !io->poll)
+			continue;
+		if (now - io->full_since < WRITE_STALL_MS) {
+			waiting = true;
+			continue;
+		}
+		evd_log_warn("nats", "the NATS server took nothing we wrote for %llu ms: dropping the "
+			     "connection (nats.c reconnects)", (unsigned long long)(now - io->full_since));
+		io->full_since = 0;
+		/* Our dup shares the socket: nats.c's next read sees the end and reconnects. */
+		shutdown(io->poll->fd, SHUT_RDWR);
+	}
+	if (!waiting)
+		uv_timer_stop(&ctx->stall);
 }
 
 static void on_prepare(uv_prepare_t *h)
@@ -375,14 +433,17 @@ int evd_nats_io_init(struct evd_nats_io_ctx *ctx, uv_loop_t *loop, struct evd_br
 		uv_mutex_destroy(&ctx->lock);
 		return err;
 	}
+	ctx->ios = NULL;
 	uv_prepare_init(loop, &ctx->prepare);
 	uv_check_init(loop, &ctx->check);
-	ctx->prepare.data = ctx->check.data = ctx;
+	uv_timer_init(loop, &ctx->stall);
+	ctx->prepare.data = ctx->check.data = ctx->stall.data = ctx;
 	uv_prepare_start(&ctx->prepare, on_prepare);
 	uv_check_start(&ctx->check, on_check);
 	/* They must not keep the loop alive on their own. */
 	uv_unref((uv_handle_t *)&ctx->prepare);
 	uv_unref((uv_handle_t *)&ctx->check);
+	uv_unref((uv_handle_t *)&ctx->stall);
 	return 0;
 }
 
@@ -401,9 +462,10 @@ void evd_nats_io_wait_detached(struct evd_nats_io_ctx *ctx)
 
 void evd_nats_io_close(struct evd_nats_io_ctx *ctx, uv_close_cb on_closed, void *data)
 {
-	ctx->prepare.data = ctx->check.data = data;
+	ctx->prepare.data = ctx->check.data = ctx->stall.data = data;
 	uv_close((uv_handle_t *)&ctx->prepare, on_closed);
 	uv_close((uv_handle_t *)&ctx->check, on_closed);
+	uv_close((uv_handle_t *)&ctx->stall, on_closed);
 }
 
 void evd_nats_io_destroy(struct evd_nats_io_ctx *ctx)

@@ -15,6 +15,9 @@
  *   6. evd_nats_close with a subscription left open: it is closed, on_closed runs, then the link.
  *   7. the link's connection CLOSED by nats.c (the server comes back with other credentials):
  *      the subscription ends by itself, settle says -ENOTCONN, a new one works after READY.
+ *   9. (before 8) a server that stops reading (SIGSTOP) while the loop writes to it: the loop
+ *      drops the connection within seconds (nats_io.c's write stall check; nats.c's pings would
+ *      take 20 s and more), never blocks, and is READY again after SIGCONT.
  *   8. over TLS (nats.tls.ca): the link keeps nats.c's threads and the messages cross through
  *      the bridge; the same receive / ACK / close (needs openssl to make the certificates).
  * Exit 77 (skip) when nats-server is not installed.
@@ -655,6 +658,45 @@ static bool make_certs(void)
 	return system(cmd) == 0;
 }
 
+/* 9. The write stall check of the loop model. */
+static void test_write_stall(void)
+{
+	struct evd_config cfg;
+	struct evd_bridge *b = NULL;
+	struct evd_nats *n = NULL;
+	static char big[64 * 1024];
+	uint64_t t0, t1;
+	int sent = 0;
+
+	server_port = free_port();
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", server_port);
+	start_server(NULL);
+	test_config(&cfg);
+	CHECK_INT(evd_bridge_new(&loop, &b), 0);
+	CHECK_INT(evd_nats_new(&loop, b, &cfg, url, NULL, NULL, &n), 0);
+	CHECK_INT(evd_nats_start(n), 0);
+	CHECK(wait_state(n, EVD_NATS_READY, 20000));
+	memset(big, 'x', sizeof(big));
+	kill(server_pid, SIGSTOP);
+	/* 16 MiB at most, more than the socket buffers on both sides hold, written by the loop. */
+	t0 = uv_hrtime();
+	while (sent < 256 && evd_nats_state(n) == EVD_NATS_READY) {
+		natsConnection *nc = evd_nats_connection(n);
+
+		if (!nc || natsConnection_Publish(nc, "stall.test", big, (int)sizeof(big)) != NATS_OK)
+			break;
+		sent++;
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	t1 = uv_hrtime();
+	CHECK(t1 - t0 < 2000000000ull); /* the loop never waited for the server */
+	CHECK(wait_state(n, EVD_NATS_DISCONNECTED, 8000));
+	kill(server_pid, SIGCONT);
+	CHECK(wait_state(n, EVD_NATS_READY, 30000));
+	close_link(n, b);
+	kill_server();
+}
+
 /* 8. TLS: nats.c's threads, messages through the bridge, the same API. */
 static void test_tls(void)
 {
@@ -731,6 +773,7 @@ int main(void)
 
 	test_settle_and_lifetime();
 	test_connection_closed();
+	test_write_stall();
 	test_tls();
 
 	CHECK_INT(uv_loop_close(&loop), 0);
