@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- *
  * A core NATS (queue) subscription whose messages reach the loop thread in batches: the intake
  * of the dispatcher (_EVD.deliver.<consumer>, group "eventingd"), and whatever else wants
  * messages on the loop. How the messages cross (bridge vector, or read on the loop itself) is
