@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -154,6 +155,7 @@ struct evd_nats {
 
 	/* Snapshot for evd_nats_backend_json (loop). */
 	jsStreamInfo *si;
+	int64_t si_ms; /* wall clock when si arrived: "refreshed_at" in the backend JSON */
 	struct server_info server;
 	char *last_error;
 
@@ -527,8 +529,11 @@ static void store_server(struct evd_nats *n, const struct server_info *si, bool 
 
 static void store_si(struct evd_nats *n, jsStreamInfo *si)
 {
+	struct timespec ts;
 	jsStreamInfo_Destroy(n->si);
 	n->si = si;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n->si_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- connect ---- */
@@ -1075,6 +1080,14 @@ void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out)
 						(double)n->si->State.Bytes / (double)c->MaxBytes);
 		else
 			cJSON_AddNullToObject(stream, "usage_ratio");
+		/* The figures are a snapshot (INFO_EVERY_MS): when it was taken, with milliseconds. */
+		char when[40];
+		time_t t = (time_t)(n->si_ms / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		size_t len = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(when + len, sizeof(when) - len, ".%03uZ", (unsigned)(n->si_ms % 1000));
+		cJSON_AddStringToObject(stream, "refreshed_at", when);
 	} else {
 		cJSON_AddNullToObject(root, "stream");
 	}

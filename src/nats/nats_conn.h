@@ -91,10 +91,12 @@ void evd_nats_set_config(struct evd_nats *n, const struct evd_config *cfg);
  *   {"state":"ready","url":"nats://...",
  *    "server":{"id":..,"url":..,"version":..,"name":..},
  *    "stream":{"name","subjects":[..],"storage","retention","discard","messages","bytes",
- *              "consumers","max_bytes","max_age_ms","replicas","usage_ratio"} | null,
+ *              "consumers","max_bytes","max_age_ms","replicas","usage_ratio",
+ *              "refreshed_at"} | null,
  *    "last_error":"..." | null}
  * Unknown strings are null; max_bytes, max_age_ms and usage_ratio (bytes / max_bytes) are null
- * when unlimited. URLs never carry credentials. Never blocks: it prints the cached snapshot.
+ * when unlimited; refreshed_at is when the stream figures were fetched (RFC 3339, UTC, with
+ * milliseconds), so a client can show their age. URLs never carry credentials. Never blocks: it prints the cached snapshot.
  */
 struct evd_buf;
 void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out);

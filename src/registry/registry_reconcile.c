@@ -110,6 +110,7 @@ static int info_cmp(const void *a, const void *b)
 static void store_info(struct reg_consumer *c, const struct reg_info *info)
 {
 	c->have_info = true;
+	c->info_ms = reg_wall_ms();
 	c->created_ns = info->created_ns;
 	c->num_pending = info->num_pending;
 	c->num_ack_pending = info->num_ack_pending;
