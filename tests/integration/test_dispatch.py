@@ -17,8 +17,7 @@ import threading
 import time
 import urllib.parse
 
-from evd_harness import (Eventingd, NatsServer, http_request, nats_server_pids, run_tests, scaled,
-                         track, wait_for)
+from evd_harness import (Eventingd, NatsServer, http_request, run_tests, scaled, track, wait_for)
 from evd_nats import NatsClient, consumer_name
 from evd_sink import Reply, Sink
 
@@ -410,6 +409,21 @@ def test_retry_after_capped_by_retry_max_delay(tmp):
     assert env.evd.stop() == 0
 
 
+def test_timeout_is_retried(tmp):
+    env = Env(tmp, config={"dispatch": {"ack_wait": "4s", "timeout": "1s"}})
+    sink = track(Sink())
+    sink.script("/slow", Reply(200, delay=2.5), default=Reply(200))
+    subscribe(env, "to", sink.url + "/slow")
+    publish_ok(env.evd, "to-1")
+    reqs = sink.wait_requests(2, scaled(15), path="/slow")
+    # The first attempt was given up after dispatch.timeout, before the sink answered it.
+    assert reqs[1].arrived - reqs[0].arrived >= 0.9, reqs
+    assert reqs[0].status is None, "the dispatcher waited for the slow answer"
+    d = wait_delivery(env.evd, "default", "to", lambda d: d["delivered"] == 1)
+    assert d["retries"] >= 1 and d["failed"] == 0, d
+    assert env.evd.stop() == 0
+
+
 def test_4xx_and_3xx_are_permanent_at_once(tmp):
     env = Env(tmp)
     sink = track(Sink())
@@ -526,10 +540,10 @@ def test_sink_down_then_back(tmp):
     assert env.evd.stop() == 0
 
 
-def stream_through(env, sink, path, disrupt, n=300, rate=60):
+def stream_through(env, sink, path, disrupt, n=300, rate=60, prefix="m-"):
     """Publishes n events at `rate`/s, calls disrupt() a third of the way in, and checks that every
     event answered 204 reached the sink."""
-    pub = Publisher(env.evd, n, rate, "m-")
+    pub = Publisher(env.evd, n, rate, prefix)
     pub.start()
     pub.wait_count(n // 3, scaled(30))
     disrupt()
@@ -555,9 +569,8 @@ def test_eventingd_restart_mid_stream_loses_nothing(tmp):
             env.evd.start()
             env.evd.wait_ready(scaled(30))
         return do
-    stream_through(env, sink, "/rs", restart(signal.SIGTERM))
-    sink.requests.clear()
-    stream_through(env, sink, "/rs", restart(signal.SIGKILL))
+    stream_through(env, sink, "/rs", restart(signal.SIGTERM), prefix="term-")
+    stream_through(env, sink, "/rs", restart(signal.SIGKILL), prefix="kill-")
     assert env.evd.stop() == 0
 
 
@@ -580,11 +593,11 @@ def test_embedded_nats_server_kill9_mid_stream_loses_nothing(tmp):
     env = Env(tmp, embedded=True)
     sink = track(Sink())
     subscribe(env, "ek", sink.url + "/ek", config={"maxInFlightMessages": 20})
-    mine = [pid for pid, argv in nats_server_pids() if any(env.evd.state_dir.encode() in a for a in argv)]
-    assert len(mine) == 1, mine
+    child = env.evd.backend()["embedded"]["pid"]
+    assert child > 0
 
     def kill9():
-        os.kill(mine[0], signal.SIGKILL)
+        os.kill(child, signal.SIGKILL)
     stream_through(env, sink, "/ek", kill9)
     assert env.evd.backend()["embedded"]["restarts"] >= 1
     assert env.evd.stop() == 0
