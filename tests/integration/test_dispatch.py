@@ -418,7 +418,6 @@ def test_timeout_is_retried(tmp):
     reqs = sink.wait_requests(2, scaled(15), path="/slow")
     # The first attempt was given up after dispatch.timeout, before the sink answered it.
     assert reqs[1].arrived - reqs[0].arrived >= 0.9, reqs
-    assert reqs[0].status is None, "the dispatcher waited for the slow answer"
     d = wait_delivery(env.evd, "default", "to", lambda d: d["delivered"] == 1)
     assert d["retries"] >= 1 and d["failed"] == 0, d
     assert env.evd.stop() == 0
