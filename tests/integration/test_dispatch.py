@@ -392,9 +392,13 @@ def test_retry_then_success_and_retry_after(tmp):
     # from a keep-alive connection the sink closed), so it need not count as an attempt.
     assert d["retries"] >= 4 and d["failed"] == 0, d
     text = metrics(env.evd)
-    for code in ("500", "503", "429", "408", "200"):
+    lines = [l for l in text.splitlines() if "per_subscription" in l]
+    for code in ("503", "429", "408", "200"):
         assert metric_sum(text, "eventing_ec_nats_delivery_per_subscription_total", subscription_name="r",
-                          response_code=code) == 1, (code, [l for l in text.splitlines() if "per_subscription" in l])
+                          response_code=code) == 1, (code, lines)
+    # Kyma counts an attempt without a response as 500: the close may be one of them.
+    assert metric_sum(text, "eventing_ec_nats_delivery_per_subscription_total", subscription_name="r",
+                      response_code="500") in (1, 2), lines
     assert env.evd.stop() == 0
 
 
