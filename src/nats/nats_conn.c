@@ -25,11 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "nats/nats_conn.h"
+#include "nats/nats_internal.h"
 #include "util/util_buf.h"
 #include "util/util_log.h"
 #include "util/util_mem.h"
@@ -143,12 +145,17 @@ struct evd_nats {
 	bool ensure_busy, ensure_again, info_busy;
 	void (*on_closed)(void *data);
 	void *closed_data;
+	/* Loop: the subscriptions on nc (nats_sub.c), a circular list with this sentinel. The
+	 * close work waits until it is empty (close_when_no_subs). */
+	struct evd_nats_sublink subs;
+	bool close_waits_for_subs;
 
 	uv_timer_t retry_timer, info_timer;
 	int open_handles;
 
 	/* Snapshot for evd_nats_backend_json (loop). */
 	jsStreamInfo *si;
+	int64_t si_ms; /* wall clock when si arrived: "refreshed_at" in the backend JSON */
 	struct server_info server;
 	char *last_error;
 
@@ -522,8 +529,11 @@ static void store_server(struct evd_nats *n, const struct server_info *si, bool 
 
 static void store_si(struct evd_nats *n, jsStreamInfo *si)
 {
+	struct timespec ts;
 	jsStreamInfo_Destroy(n->si);
 	n->si = si;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n->si_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- connect ---- */
@@ -748,6 +758,13 @@ static void reopen_on_loop(struct evd_bridge_item *item)
 
 static void reopen(struct evd_nats *n, const char *async_error)
 {
+	/*
+	 * nats.c has closed every subscription of nc already (_close -> _removeAllSubscriptions):
+	 * each ends with on-complete on its own. Tell them before the worker destroys nc, so that
+	 * none publishes on it (settle) or unsubscribes through it from now on.
+	 */
+	for (struct evd_nats_sublink *l = n->subs.next; l != &n->subs; l = l->next)
+		evd_nats_sub_conn_lost(l);
 	/* Publishes and users of nc/js learn it from the state: nothing uses them from now on. */
 	set_state(n, EVD_NATS_CLOSED);
 	if (n->closing)
@@ -948,6 +965,7 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	evd_nats_stream_spec_from_config(&n->spec, cfg);
 	n->connect.w.n = n->ensure.w.n = n->info.w.n = n->close.w.n = n->reopen.w.n = n->ev.n = n;
 	n->ev.item.on_loop = on_ev_loop;
+	n->subs.prev = n->subs.next = &n->subs;
 
 	if ((err = uv_mutex_init(&n->ev_lock)) < 0)
 		goto fail_mutex;
@@ -1062,6 +1080,14 @@ void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out)
 						(double)n->si->State.Bytes / (double)c->MaxBytes);
 		else
 			cJSON_AddNullToObject(stream, "usage_ratio");
+		/* The figures are a snapshot (INFO_EVERY_MS): when it was taken, with milliseconds. */
+		char when[40];
+		time_t t = (time_t)(n->si_ms / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		size_t len = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(when + len, sizeof(when) - len, ".%03uZ", (unsigned)(n->si_ms % 1000));
+		cJSON_AddStringToObject(stream, "refreshed_at", when);
 	} else {
 		cJSON_AddNullToObject(root, "stream");
 	}
@@ -1159,6 +1185,14 @@ static void close_on_loop(struct evd_bridge_item *item)
 	uv_close((uv_handle_t *)&n->info_timer, on_handle_closed);
 }
 
+static void submit_close(struct evd_nats *n)
+{
+	/* Behind any connect/ensure/info work already queued: FIFO, so they see nc first. */
+	n->close.w.item.on_worker = close_on_worker;
+	n->close.w.item.on_loop = close_on_loop;
+	evd_bridge_work(n->bridge, &n->close.w.item);
+}
+
 void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *data)
 {
 	n->closing = true;
@@ -1166,8 +1200,51 @@ void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *dat
 	n->closed_data = data;
 	uv_timer_stop(&n->retry_timer);
 	uv_timer_stop(&n->info_timer);
-	/* Behind any connect/ensure/info work already queued: FIFO, so they see nc first. */
-	n->close.w.item.on_worker = close_on_worker;
-	n->close.w.item.on_loop = close_on_loop;
-	evd_bridge_work(n->bridge, &n->close.w.item);
+	if (n->subs.next != &n->subs) {
+		/*
+		 * Draining nc would close the subscriptions under their owners (whose messages may
+		 * still be lent) and destroying it would leave them a dead connection: the owners
+		 * close their subscriptions first. Any still open is closed here, and the close work
+		 * starts when the last one has ended (evd_nats_unlink_sub).
+		 */
+		evd_log_warn("nats", "closing: waiting for subscriptions still open to end");
+		n->close_waits_for_subs = true;
+		for (struct evd_nats_sublink *l = n->subs.next, *next; l != &n->subs; l = next) {
+			next = l->next;
+			evd_nats_sub_close_link(l);
+		}
+		return;
+	}
+	submit_close(n);
+}
+
+/* ---- subscriptions (nats_internal.h) ---- */
+
+struct evd_bridge *evd_nats_bridge(struct evd_nats *n)
+{
+	return n->bridge;
+}
+
+bool evd_nats_closing(const struct evd_nats *n)
+{
+	return n->closing;
+}
+
+void evd_nats_link_sub(struct evd_nats *n, struct evd_nats_sublink *l)
+{
+	l->prev = n->subs.prev;
+	l->next = &n->subs;
+	n->subs.prev->next = l;
+	n->subs.prev = l;
+}
+
+void evd_nats_unlink_sub(struct evd_nats *n, struct evd_nats_sublink *l)
+{
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->prev = l->next = NULL;
+	if (n->close_waits_for_subs && n->subs.next == &n->subs) {
+		n->close_waits_for_subs = false;
+		submit_close(n);
+	}
 }

@@ -91,10 +91,12 @@ void evd_nats_set_config(struct evd_nats *n, const struct evd_config *cfg);
  *   {"state":"ready","url":"nats://...",
  *    "server":{"id":..,"url":..,"version":..,"name":..},
  *    "stream":{"name","subjects":[..],"storage","retention","discard","messages","bytes",
- *              "consumers","max_bytes","max_age_ms","replicas","usage_ratio"} | null,
+ *              "consumers","max_bytes","max_age_ms","replicas","usage_ratio",
+ *              "refreshed_at"} | null,
  *    "last_error":"..." | null}
  * Unknown strings are null; max_bytes, max_age_ms and usage_ratio (bytes / max_bytes) are null
- * when unlimited. URLs never carry credentials. Never blocks: it prints the cached snapshot.
+ * when unlimited; refreshed_at is when the stream figures were fetched (RFC 3339, UTC, with
+ * milliseconds), so a client can show their age. URLs never carry credentials. Never blocks: it prints the cached snapshot.
  */
 struct evd_buf;
 void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out);
@@ -105,8 +107,11 @@ void evd_nats_refresh_info(struct evd_nats *n);
  * Destroy), then frees n and calls on_closed(data) on the loop. The close work queues behind any
  * work already submitted; it returns only after nats.c has run its closed callback, since nats.c
  * may call ours until then. Users of the connection and jsCtx (subscriptions, publishes) must be
- * stopped before. The bridge must stay open until on_closed has run. No state callback is made
- * for this close. nats_Close() is left to the process exit.
+ * stopped before: owners close their evd_nats_subs first (nats_sub.h). A subscription still open
+ * is closed here, and the drain starts only after its on_closed (so after its owner returned
+ * every lent message); nothing is drained or destroyed under a live subscription. The bridge must
+ * stay open until on_closed has run. No state callback is made for this close. nats_Close() is
+ * left to the process exit.
  */
 void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *data);
 

@@ -51,10 +51,33 @@ static void consumer_free(struct reg_consumer *c)
 	free(c);
 }
 
+void reg_notify(struct evd_registry *reg, const struct reg_consumer *c)
+{
+	if (!reg->observer || reg->closing)
+		return;
+	struct evd_registry_binding b = {
+		.consumer = c->name,
+		.sub = c->sub,
+		.type = c->type,
+		.present = true,
+		.deliverable = c->state == REG_C_READY && !c->sub->tls_pending,
+	};
+	reg->observer(&b, reg->observer_data);
+}
+
+void evd_registry_set_observer(struct evd_registry *reg, evd_registry_observer_cb cb, void *data)
+{
+	reg->observer = cb;
+	reg->observer_data = data;
+	for (size_t i = 0; i < reg->nconsumers; i++)
+		reg_notify(reg, reg->consumers[i]);
+}
+
 void reg_set_state(struct evd_registry *reg, struct reg_consumer *c, enum reg_consumer_state s,
 		   const char *error)
 {
-	if (c->state != s) {
+	bool changed = c->state != s;
+	if (changed) {
 		c->since_ms = reg_wall_ms();
 		if (s == REG_C_READY && reg->m_subscribed) {
 			/* Kyma counts a subscribed type when its NATS subscription comes up. */
@@ -66,6 +89,8 @@ void reg_set_state(struct evd_registry *reg, struct reg_consumer *c, enum reg_co
 	c->state = s;
 	free(c->error);
 	c->error = error ? evd_xstrdup(error) : NULL;
+	if (changed)
+		reg_notify(reg, c);
 }
 
 /* ---- readiness and metrics ------------------------------------------------------------------- */
@@ -245,6 +270,12 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 			reg->consumers[reg->nconsumers++] = c;
 		}
 		qsort(reg->consumers, reg->nconsumers, sizeof(*reg->consumers), consumer_cmp);
+		for (size_t i = 0; i < diff->ncreate; i++) {
+			const struct evd_registry_consumer_action *a = &diff->create[i];
+			const struct reg_consumer *c = reg_consumer_find(reg, a->sub->types[a->type].consumer);
+			if (c)
+				reg_notify(reg, c);
+		}
 	}
 
 	/* Every consumer now belongs to the new definition (sink, file, config...). */
@@ -258,6 +289,7 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 				evd_subscription_free(c->sub);
 				c->sub = evd_subscription_ref(s);
 				c->type = t;
+				reg_notify(reg, c); /* a new sink, contentMode, retry settings... */
 			}
 		}
 	}
@@ -267,7 +299,18 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 		if (c) {
 			c->dirty = true;
 			c->retry_at = 0;
+			reg_notify(reg, c);
 		}
+	}
+	/* Removed last: the dispatcher stops taking their messages once the rest is in place. */
+	for (size_t i = 0; reg->observer && i < diff->nremove; i++) {
+		const struct evd_registry_consumer_action *a = &diff->remove[i];
+		struct evd_registry_binding b = {
+			.consumer = a->sub->types[a->type].consumer,
+			.sub = a->sub,
+			.type = a->type,
+		};
+		reg->observer(&b, reg->observer_data);
 	}
 	if (!evd_registry_diff_empty(diff) || !reg->loaded)
 		evd_log_info("registry", "%zu subscription%s active (%zu consumer%s: %zu to create or "

@@ -42,6 +42,7 @@ struct reg_consumer {
 	int64_t since_ms;  /* wall clock of the last state change */
 	/* From the last answer of JetStream about it. */
 	bool have_info;
+	int64_t info_ms; /* wall clock when that answer arrived: the counters' age in the status */
 	int64_t created_ns;
 	uint64_t num_pending;
 	int64_t num_ack_pending;
@@ -116,11 +117,19 @@ struct evd_registry {
 	uint64_t last_reconcile_ms; /* how long the last burst of work took */
 	size_t pruned_total;
 
+	/* ---- status (registry_status.c) */
+	evd_registry_status_extra_cb *status_extra; /* or NULL */
+	void *status_extra_data;
+
 	/* ---- metrics */
 	struct evd_metric *m_status;     /* eventing_ec_subscription_status */
 	struct evd_metric *m_subscribed; /* eventing_ec_event_type_subscribed_total */
 	struct evd_metric *m_subs;       /* eventingd_subscriptions{state} */
 	struct evd_metric *m_files_failed;
+
+	/* ---- the observer (the dispatcher) */
+	evd_registry_observer_cb observer;
+	void *observer_data;
 
 	int open_handles;
 	bool closing;
@@ -137,6 +146,8 @@ void reg_update_metrics(struct evd_registry *reg, const struct evd_subscription 
 /* Every subscription's metrics and the gauges, after a batch of changes. */
 void reg_refresh_metrics(struct evd_registry *reg);
 void reg_handle_closed(uv_handle_t *h);
+/* Tells the observer the level of c (present). */
+void reg_notify(struct evd_registry *reg, const struct reg_consumer *c);
 
 /* registry_watch.c */
 int reg_watch_start(struct evd_registry *reg);
@@ -153,6 +164,7 @@ void reg_delete_cancel(struct evd_registry *reg, const char *name);
 void reg_reconcile_kick(struct evd_registry *reg);
 void reg_reconcile_close(struct evd_registry *reg);
 /* The consumer config text for status and logs: the settings eventingd asks for. */
-int64_t reg_max_deliver(const struct evd_registry *reg);
+/* The server-side MaxDeliver of a consumer of s (s NULL: with the global dispatch.max_deliver). */
+int64_t reg_max_deliver(const struct evd_registry *reg, const struct evd_subscription *s);
 
 #endif

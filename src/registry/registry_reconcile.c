@@ -59,9 +59,14 @@
 #define RETRY_MAX_MS 60000
 #define CONFLICT_RETRY_MS 60000 /* someone may delete the conflicting consumer */
 
-int64_t reg_max_deliver(const struct evd_registry *reg)
+int64_t reg_max_deliver(const struct evd_registry *reg, const struct evd_subscription *s)
 {
-	return (int64_t)reg->max_deliver + EVD_REGISTRY_MAX_DELIVER_MARGIN;
+	uint32_t n = reg->max_deliver;
+	/* A subscription's own maxDeliver above the global one must not be cut short by the
+	 * server: its backstop rises with it (DESIGN §5). */
+	if (s && s->max_deliver > n)
+		n = s->max_deliver;
+	return (int64_t)n + EVD_REGISTRY_MAX_DELIVER_MARGIN;
 }
 
 static void job_free(struct reg_job *job)
@@ -105,6 +110,7 @@ static int info_cmp(const void *a, const void *b)
 static void store_info(struct reg_consumer *c, const struct reg_info *info)
 {
 	c->have_info = true;
+	c->info_ms = reg_wall_ms();
 	c->created_ns = info->created_ns;
 	c->num_pending = info->num_pending;
 	c->num_ack_pending = info->num_ack_pending;
@@ -156,7 +162,7 @@ static void apply_ensure(struct evd_registry *reg, struct reg_op *op, uint64_t n
 			evd_log_info("registry", "updated consumer %s of %s/%s in place (maxAckPending %" PRId64
 						 ", ackWait %" PRId64 " ms, maxDeliver %" PRId64 ")",
 				     c->name, s->ns, s->name, op->max_ack_pending,
-				     reg->ack_wait_ms, reg_max_deliver(reg));
+				     reg->ack_wait_ms, op->max_deliver);
 		else
 			evd_log_debug("registry", "re-bound consumer %s of %s/%s (%s)", c->name, s->ns,
 				      s->name, subject);
@@ -319,7 +325,6 @@ static void submit(struct evd_registry *reg, struct reg_job *job)
 	job->nc = evd_nats_connection(reg->nats);
 	job->stream = evd_xstrdup(reg->stream);
 	job->ack_wait_ns = reg->ack_wait_ms * NS_PER_MS;
-	job->max_deliver = reg_max_deliver(reg);
 	job->item.on_worker = reg_job_worker;
 	job->item.on_loop = on_job_loop;
 	reg->job = job;
@@ -406,6 +411,7 @@ void reg_reconcile_kick(struct evd_registry *reg)
 		op->description = evd_buf_steal(&desc);
 		op->subject = evd_xstrdup(t->subject);
 		op->max_ack_pending = s->max_in_flight;
+		op->max_deliver = reg_max_deliver(reg, s);
 		c->dirty = false;
 		c->busy = true;
 	}

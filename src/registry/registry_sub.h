@@ -71,6 +71,8 @@ struct evd_sink {
 };
 
 /* One spec.config entry: Kyma's map[string]string, kept as strings, sorted by key. */
+struct cJSON;
+
 struct evd_sub_config {
 	char *key;
 	char *value;
@@ -102,11 +104,26 @@ struct evd_subscription {
 
 	int max_in_flight; /* config.maxInFlightMessages, >= 1, default 10 */
 	enum evd_content_mode content_mode;
+	/* Delivery settings of spec.config (strings there, as Kyma's map); 0: the dispatch.* key. */
+	uint32_t max_deliver;        /* config.maxDeliver: attempts before a permanent failure */
+	int64_t retry_backoff_ms;    /* config.retryBackoff: delay before the first retry */
+	int64_t retry_max_delay_ms;  /* config.retryMaxDelay: longest delay between retries */
 
 	struct evd_sub_config *config; /* raw spec.config, sorted by key */
 	size_t nconfig;
 
 	struct evd_diag warnings; /* this subscription's own warnings (EventMesh keys, ...) */
+
+	/*
+	 * The manifest as written, for the status API, which shows each subscription as kubectl
+	 * shows the resource: spec (v1alpha1: the v1alpha1 spec, not the conversion) and
+	 * metadata.labels / metadata.annotations (NULL when absent). cJSON trees owned by the
+	 * subscription; like everything here, never modified after parsing. Not compared by the
+	 * diff: what matters for consumers and delivery is in the fields above.
+	 */
+	struct cJSON *spec_json;
+	struct cJSON *labels_json;
+	struct cJSON *annotations_json;
 };
 
 struct evd_subscription *evd_subscription_new(void);

@@ -29,6 +29,11 @@ def scaled(seconds):
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer", "ERROR: UndefinedBehaviorSanitizer")
+TIME_SCALE = float(os.environ.get("EVD_TEST_TIME_SCALE", "1"))
+
+
+def scaled(seconds):
+    return seconds * TIME_SCALE
 
 
 class Skip(Exception):
