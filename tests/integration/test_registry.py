@@ -787,9 +787,15 @@ def test_status_cli(tmp):
     evd.start()
     evd.wait_ready()
     wait_for(lambda: ready(evd, "team", "orders"), 5)
+    # The stream figures are refreshed every 5 s, and also as soon as the registry has created
+    # consumers: BACKEND does not show 0 consumers next to a ready subscription until the next
+    # tick (a wait shorter than the period, so this fails without that refresh).
+    wait_for(lambda: evd.backend()["nats"]["stream"]["consumers"] == 2, scaled(4),
+             what="the stream's consumer count refreshed after the consumers were created")
     rc, out, err = eventingd_cli("status", "--admin", evd.admin)
     assert rc == 0, (rc, out, err)
     assert "BACKEND" in out and "SUBSCRIPTIONS" in out, out
+    assert re.search(r"^  consumers   2$", out, re.M), out
     # The stream figures are a snapshot: their age is shown.
     assert re.search(r"^  as of       \d+ s ago$", out, re.M), out
     header = [l for l in out.splitlines() if "NAMESPACE/NAME" in l][0]
