@@ -11,10 +11,11 @@
  * meanwhile is simply not found. Then it gathers the next batch. A thousand consumers are a few
  * batches on one thread, not a thousand threads.
  *
- * A batch with more than a few consumers to verify first lists the stream's consumers
- * (js_Consumers, 256 per page), so re-binding after a restart or reconnect costs a few requests
- * instead of one per consumer. The same listing refreshes the pending counters shown in the
- * status, notices consumers deleted behind our back (re-created), and finds orphans to prune.
+ * Every REFRESH_EVERY_MS, and before pruning, a job lists the stream's consumers (their names,
+ * then each one's info: registry_js.c says why not js_Consumers): the listing refreshes the
+ * pending counters shown in the status, notices consumers deleted behind our back
+ * (re-created), and finds orphans to prune. A batch of ensures does not list: at one request
+ * per consumer of the stream a listing costs more than the ensures' own request each.
  *
  * Ensure (create-or-verify) of one consumer:
  *   missing                     -> js_AddConsumer (deliver policy new)

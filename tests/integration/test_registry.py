@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 
 from evd_harness import (Eventingd, NatsServer, eventingd_cli, http_request, run_tests, scaled,
@@ -655,6 +656,154 @@ def test_thousand_subscriptions(tmp):
     wait_for(all_ready, 60, interval=0.2, what="1,000 re-bound")
     print(f"  restart: 1,000 re-bound in {time.monotonic() - t0:.2f}s")
     assert {n: c["created"] for n, c in nc.consumers().items()} == before
+    assert evd.stop() == 0
+
+
+class ListingCutter:
+    """A TCP proxy between eventingd and nats-server that drops the connection once, in the
+    middle of a consumer listing of more than one page, without passing the request on: at the
+    request for the second page of $JS.API.CONSUMER.LIST (what nats.c's js_Consumers sends), or
+    at the 150th $JS.API.CONSUMER.INFO after a $JS.API.CONSUMER.NAMES (names, then infos).
+    Deterministic: it cuts on what the client sends, not after a delay. Then it passes all."""
+
+    def __init__(self, upstream_port, info_cut=150):
+        self.upstream = upstream_port
+        self.info_cut = info_cut
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.cut = threading.Event()
+        self.infos = None  # INFO requests since the last NAMES request
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"nats://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.lsock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            self.connections += 1
+            threading.Thread(target=self._down, args=(u, c), daemon=True).start()
+            threading.Thread(target=self._up, args=(c, u), daemon=True).start()
+
+    @staticmethod
+    def _down(u, c):
+        try:
+            while True:
+                data = u.recv(65536)
+                if not data:
+                    break
+                c.sendall(data)
+        except OSError:
+            pass
+        for s in (u, c):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _should_cut(self, subject, payload):
+        if self.cut.is_set():
+            return False
+        if subject.startswith("$JS.API.CONSUMER.LIST."):
+            return json.loads(payload or b"{}").get("offset", 0) > 0
+        if subject.startswith("$JS.API.CONSUMER.NAMES."):
+            self.infos = 0
+        elif subject.startswith("$JS.API.CONSUMER.INFO.") and self.infos is not None:
+            self.infos += 1
+            return self.infos >= self.info_cut
+        return False
+
+    def _up(self, c, u):
+        buf = b""
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                buf += data
+                out = b""
+                while True:
+                    eol = buf.find(b"\r\n")
+                    if eol < 0:
+                        break
+                    line = buf[:eol]
+                    end = eol + 2
+                    parts = line.split()
+                    if parts and parts[0].upper() in (b"PUB", b"HPUB"):
+                        end += int(parts[-1]) + 2
+                        if len(buf) < end:
+                            break
+                        payload = buf[eol + 2:end - 2]
+                        if parts[0].upper() == b"HPUB":
+                            payload = payload[int(parts[-2]):]
+                        if self._should_cut(parts[1].decode(), payload):
+                            self.cut.set()
+                            u.sendall(out)
+                            raise OSError("cut")
+                    out += buf[:end]
+                    buf = buf[end:]
+                u.sendall(out)
+        except OSError:
+            pass
+        for s in (c, u):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_listing_cut_after_first_page(tmp):
+    """More consumers than one page of $JS.API.CONSUMER.LIST holds (nats-server 2.9: 256) and the
+    connection lost after the first page: nats.c 3.4.1's js_Consumers freed the consumer infos
+    of the first page as stream infos there and crashed eventingd. Now: a listing error in the
+    log, then reconnect and everything re-bound."""
+    n = 300
+    nats, evd = start_external(tmp)
+    for i in range(n // 10):
+        docs = [manifest(f"s{i:02d}-{j}", types=[f"order.created{j}.v1"], source=f"app{i}")
+                for j in range(10)]
+        write(os.path.join(evd.subs_dir, f"f{i:02d}.yaml"), "---\n".join(docs))
+
+    def all_ready():
+        s = subs(evd)["summary"]
+        return s["subscriptions"] == n and s["ready"] == n and s
+    evd.start()
+    wait_for(all_ready, scaled(60), interval=0.2, what=f"{n} subscriptions ready")
+    nc = client(nats)
+    before = {name: c["created"] for name, c in nc.consumers().items()}
+    assert len(before) == n, len(before)
+    assert evd.stop() == 0
+
+    # Restart through the proxy: after the start-up ensures, the refresh lists all 300.
+    proxy = track(ListingCutter(nats.port))
+    evd.config["nats"]["url"] = proxy.url
+    evd.write_config()
+    mark = len(evd.stderr())
+    evd.start()
+    wait_for(proxy.cut.is_set, scaled(60), what="the listing cut after its first page")
+    # Before: SIGSEGV in jsStreamInfo_Destroy <- js_Consumers <- reg_job_worker.
+    wait_for(lambda: evd.proc.poll() is not None
+             or "listing the stream's consumers" in evd.stderr()[mark:],
+             scaled(60), what="the listing error in the log")
+    evd.alive()
+    wait_for(lambda: evd.alive() and proxy.connections >= 2, scaled(60), what="reconnect")
+    wait_for(all_ready, scaled(90), interval=0.2, what=f"{n} re-bound after the cut")
+    # Nothing was re-created, and a listing after the reconnect went through (debug log).
+    assert {name: c["created"] for name, c in nc.consumers().items()} == before
+    wait_for(lambda: evd.alive() and f"listed {n} consumers" in evd.stderr()[mark:], scaled(60),
+             what="a complete listing after the reconnect")
     assert evd.stop() == 0
 
 
