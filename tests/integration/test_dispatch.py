@@ -245,10 +245,13 @@ def test_binary_every_attribute_byte_exact(tmp):
         "ce-eventtypeversion": "v1"})
     octets = bytes(range(256)) * 4
     publish_ok(env.evd, "raw-1", octets, ct="application/octet-stream")
+    large = os.urandom(60000)  # below publish.max_request_size (64 KiB): many socket writes
+    publish_ok(env.evd, "large-1", large, ct="application/octet-stream")
 
-    reqs = sink.wait_requests(2, scaled(15), path="/orders")
+    reqs = sink.wait_requests(3, scaled(15), path="/orders")
     by_id = {r.header("ce-id"): r for r in reqs}
-    assert set(by_id) == {"a%20b%25c", "raw-1"}, reqs
+    assert set(by_id) == {"a%20b%25c", "raw-1", "large-1"}, reqs
+    assert by_id["large-1"].body == large, "large data changed on the way"
     r = by_id["a%20b%25c"]
     assert r.method == "POST" and r.target == "/orders?tenant=a%20b", (r.method, r.target)
     assert r.version == "HTTP/1.1", r.version
@@ -278,9 +281,9 @@ def test_binary_every_attribute_byte_exact(tmp):
 
     # Acked: the consumer is settled, and nothing is delivered twice.
     wait_for(lambda: settled(env, cname), scaled(10), what="consumer settled")
-    assert len(sink.received("/orders")) == 2, sink.received("/orders")
+    assert len(sink.received("/orders")) == 3, sink.received("/orders")
 
-    d = wait_delivery(env.evd, "default", "orders", lambda d: d["delivered"] == 2)
+    d = wait_delivery(env.evd, "default", "orders", lambda d: d["delivered"] == 3)
     assert set(d) >= {"delivered", "failed", "retries", "inFlight", "lastSuccess", "lastFailure",
                       "lastFailureReason"}, d
     assert d["failed"] == 0 and d["retries"] == 0 and d["inFlight"] == 0, d
@@ -291,10 +294,10 @@ def test_binary_every_attribute_byte_exact(tmp):
     n = metric_sum(text, "eventing_ec_nats_delivery_per_subscription_total", subscription_name="orders",
                    subscription_namespace="default", event_type="order.created.v1", response_code="200",
                    consumer_name=cname, sink=url)
-    assert n == 2, [l for l in text.splitlines() if "delivery_per_subscription" in l]
+    assert n == 3, [l for l in text.splitlines() if "delivery_per_subscription" in l]
     n = metric_sum(text, "eventing_ec_nats_subscriber_dispatch_duration_seconds_count",
                    subscription_name="orders", response_code="200")
-    assert n == 2, [l for l in text.splitlines() if "dispatch_duration" in l][:20]
+    assert n == 3, [l for l in text.splitlines() if "dispatch_duration" in l][:20]
     les = set()
     for line in text.splitlines():
         if line.startswith("eventing_ec_nats_subscriber_dispatch_duration_seconds_bucket{"):
@@ -331,6 +334,56 @@ def test_the_type_kyma_sinks_see_and_tracing_headers(tmp):
     assert "originaltype" not in ce, pfx.headers
     for name in tracing:
         assert pfx.header(name) is None, ("no tracing header when the event has none", pfx.headers)
+    assert env.evd.stop() == 0
+
+
+def test_large_and_chunked_answers_are_read_and_the_connection_reused(tmp):
+    env = Env(tmp)
+    sink = track(Sink())
+    sink.script("/big", default=Reply(200, body=b"y" * (2 << 20)))
+    sink.script("/chunked", default=Reply(200, headers={"Transfer-Encoding": "chunked"},
+                                          body=b"5\r\nhello\r\n0\r\n\r\n", raw_body=True))
+    subscribe(env, "big", sink.url + "/big", config={"maxInFlightMessages": 1})
+    subscribe(env, "chunked", sink.url + "/chunked", config={"maxInFlightMessages": 1})
+    ids = [f"b-{i}" for i in range(5)]
+    for id_ in ids:
+        publish_ok(env.evd, id_)
+    sink.wait_ids(ids, scaled(20), path="/big")
+    sink.wait_ids(ids, scaled(20), path="/chunked")
+    for name in ("big", "chunked"):
+        wait_for(lambda: settled(env, consumer_name("default", name, "kyma.commerce.order.created.v1")),
+                 scaled(10), what=f"{name} settled")
+        d = wait_delivery(env.evd, "default", name, lambda d: d["delivered"] == 5)
+        assert d["failed"] == 0 and d["retries"] == 0, d
+    assert sorted(sink.ids("/big")) == ids and sorted(sink.ids("/chunked")) == ids, "duplicates"
+    # A chunked answer, read to its end, leaves the connection reusable.
+    assert len({r.conn_id for r in sink.received("/chunked")}) == 1, sink.received("/chunked")
+    assert env.evd.stop() == 0
+
+
+def test_sigterm_finishes_in_flight_and_naks_the_rest(tmp):
+    env = Env(tmp, config={"dispatch": {"ack_wait": "30s", "timeout": "20s", "drain_timeout": "5s"}})
+    sink = track(Sink(default=Reply(200, delay=1.0)))
+    subscribe(env, "term", sink.url + "/term", config={"maxInFlightMessages": 2})
+    ids = [f"t-{i}" for i in range(10)]
+    for id_ in ids:
+        publish_ok(env.evd, id_)
+    sink.wait_requests(2, scaled(10), path="/term")
+    t0 = time.monotonic()
+    assert env.evd.stop(scaled(30)) == 0
+    stopped = time.monotonic() - t0
+    # The attempts in progress were answered (not cut off) and acked.
+    first = sink.received("/term")
+    assert first and all(r.status == 200 for r in first), first
+    assert stopped < 5 + scaled(3), f"SIGTERM took {stopped:.1f}s with drain_timeout 5s"
+    sink.default = Reply(200)
+    env.start()
+    t1 = time.monotonic()
+    # The rest were NAKed at shutdown: redelivered at once, not after ack_wait (30 s).
+    sink.wait_ids(ids, scaled(15), path="/term")
+    assert time.monotonic() - t1 < 15
+    got = sink.ids("/term")
+    assert sorted(got) == sorted(ids), f"delivered twice: {sorted(i for i in set(got) if got.count(i) > 1)}"
     assert env.evd.stop() == 0
 
 
@@ -552,9 +605,10 @@ def stream_through(env, sink, path, disrupt, n=300, rate=60, prefix="m-"):
     disrupt()
     ok = pub.finish(scaled(120))
     assert len(ok) >= n // 2, f"only {len(ok)} of {n} publishes stored: {pub.failed[:5]}"
-    got = sink.wait_ids(ok, scaled(60), path=path)
-    print(f"  {len(ok)} stored, {len(pub.failed)} refused during the outage, "
-          f"{len(got)} distinct delivered, {len(sink.received(path))} requests")
+    sink.wait_ids(ok, scaled(60), path=path)
+    mine = [i for i in sink.ids(path, OK) if i.startswith(prefix)]
+    print(f"  {len(ok)} stored, {len(pub.failed)} refused during the outage, {len(set(mine))} delivered, "
+          f"{len(mine) - len(set(mine))} of them twice")
     return ok
 
 
