@@ -421,6 +421,12 @@ static int on_subscribed(const char *app, struct evd_buf *body, void *data)
 	return 200;
 }
 
+/* Each subscription's status gets the dispatcher's delivery figures. */
+static void on_status_extra(void *data, const char *ns, const char *name, struct cJSON *status)
+{
+	evd_dispatch_status_json(data, ns, name, status);
+}
+
 static int start_backend(struct evd_daemon *d)
 {
 	const char *url = d->cfg->nats.url;
@@ -453,6 +459,7 @@ static int start_backend(struct evd_daemon *d)
 	if (rc < 0)
 		return rc;
 	evd_registry_set_observer(d->registry, evd_dispatch_on_binding, d->dispatch);
+	evd_registry_set_status_extra(d->registry, on_status_extra, d->dispatch);
 	rc = evd_publish_new(d, &d->publish);
 	if (rc < 0)
 		return rc;

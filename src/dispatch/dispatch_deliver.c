@@ -127,7 +127,6 @@ static struct dmsg *dm_get(struct evd_dispatch *d)
 		d->npool--;
 	} else {
 		dm = evd_xcalloc(1, sizeof(*dm));
-		evd_ce_init(&dm->ev);
 	}
 	dm->next = dm->prev = NULL;
 	return dm;
@@ -135,9 +134,7 @@ static struct dmsg *dm_get(struct evd_dispatch *d)
 
 static void dm_put(struct evd_dispatch *d, struct dmsg *dm)
 {
-	if (dm->have_ev)
-		evd_ce_free(&dm->ev);
-	dm->have_ev = false;
+	dm->type = dm->id = NULL;
 	dm->msg = dm->newer = NULL;
 	dm->nsub = dm->newer_nsub = NULL;
 	dm->b = NULL;
@@ -145,6 +142,8 @@ static void dm_put(struct evd_dispatch *d, struct dmsg *dm)
 	if (d->npool >= POOL_MAX) {
 		evd_buf_free(&dm->scratch);
 		evd_buf_free(&dm->body);
+		evd_buf_free(&dm->meta);
+		free(dm->hdr);
 		free(dm);
 		return;
 	}
@@ -163,9 +162,12 @@ void dd_free_pool(struct evd_dispatch *d)
 		d->pool = dm->next;
 		evd_buf_free(&dm->scratch);
 		evd_buf_free(&dm->body);
+		evd_buf_free(&dm->meta);
+		free(dm->hdr);
 		free(dm);
 	}
 	d->npool = 0;
+	evd_ce_free(&d->ev);
 }
 
 static void all_link(struct evd_dispatch *d, struct dmsg *dm)
@@ -316,8 +318,8 @@ static void permanent(struct evd_dispatch *d, struct dmsg *dm, const char *reaso
 		      const char *metric_reason)
 {
 	struct dsub *ds = dm->b->ds;
-	const char *id = dm->have_ev && dm->ev.attr[EVD_CE_ID] ? dm->ev.attr[EVD_CE_ID] : "?";
-	const char *type = dm->have_ev && dm->ev.attr[EVD_CE_TYPE] ? dm->ev.attr[EVD_CE_TYPE] : "?";
+	const char *id = dm->id ? dm->id : "?";
+	const char *type = dm->type ? dm->type : "?";
 
 	note_failure(d, ds, dm, reason, false);
 	ds->failed++;
@@ -346,7 +348,7 @@ static void complete(struct evd_dispatch *d, struct dmsg *dm, const struct evd_h
 	if (v != EVD_DV_REQUEUE && d->m_delivery) {
 		char codebuf[16];
 		snprintf(codebuf, sizeof(codebuf), "%d", code);
-		const char *type = dm->have_ev && dm->ev.attr[EVD_CE_TYPE] ? dm->ev.attr[EVD_CE_TYPE] : "";
+		const char *type = dm->type ? dm->type : "";
 		const char *l[] = { s->name, s->ns, type, s->sink.url, codebuf, b->name };
 		evd_metric_add(d->m_delivery, l, 1);
 		evd_metric_observe(d->m_duration, l, (double)res->duration_ns / 1e9);
@@ -429,7 +431,7 @@ static void start(struct evd_dispatch *d, struct dmsg *dm)
 	struct dbinding *b = dm->b;
 	struct dsub *ds = b->ds;
 	struct dtrack *t = track_find(b, dm->seq);
-	const char **keys, **vals, *vals_small[EVD_DISPATCH_MAX_HEADERS];
+	const char **keys, **vals, *vals_small[96];
 	size_t nkeys;
 	struct evd_buf err = EVD_BUF_INIT;
 
@@ -442,9 +444,10 @@ static void start(struct evd_dispatch *d, struct dmsg *dm)
 
 	const char *data = natsMsg_GetData(dm->msg);
 	size_t len = (size_t)natsMsg_GetDataLength(dm->msg);
-	int rc = msg_headers(dm->msg, &keys, vals_small, EVD_DISPATCH_MAX_HEADERS, &vals, &nkeys);
+	int rc = msg_headers(dm->msg, &keys, vals_small, sizeof(vals_small) / sizeof(vals_small[0]),
+			     &vals, &nkeys);
 	if (rc == 0)
-		rc = evd_ce_decode_nats(keys, vals, nkeys, data, len, &dm->ev, &err);
+		rc = evd_ce_decode_nats(keys, vals, nkeys, data, len, &d->ev, &err);
 	if (rc < 0) {
 		/* Anything may write to the stream's subjects; such a message never gets better. */
 		struct evd_buf why = EVD_BUF_INIT;
@@ -459,13 +462,25 @@ static void start(struct evd_dispatch *d, struct dmsg *dm)
 		return;
 	}
 	evd_buf_free(&err);
-	dm->have_ev = true;
+	/* Type (metrics, logs) and id (logs) outlive the scratch event. */
+	const struct evd_cloudevent *ev = &d->ev;
+	evd_buf_reset(&dm->meta);
+	evd_buf_append(&dm->meta, ev->attr[EVD_CE_TYPE], ev->attr_len[EVD_CE_TYPE] + 1);
+	evd_buf_append(&dm->meta, ev->attr[EVD_CE_ID], ev->attr_len[EVD_CE_ID] + 1);
+	dm->type = dm->meta.data;
+	dm->id = dm->meta.data + ev->attr_len[EVD_CE_TYPE] + 1;
+	size_t need = nkeys > EVD_DISPATCH_STRUCTURED_HEADERS ? nkeys : EVD_DISPATCH_STRUCTURED_HEADERS;
+	if (dm->hdr_cap < need) {
+		free(dm->hdr);
+		dm->hdr_cap = need < 16 ? 16 : need;
+		dm->hdr = evd_xcalloc(dm->hdr_cap, sizeof(*dm->hdr));
+	}
 
 	size_t nh;
 	const char *body;
 	size_t body_len;
 	if (dm->sub->content_mode == EVD_CONTENT_STRUCTURED) {
-		nh = evd_dispatch_build_structured(&dm->ev, dm->hdr, &dm->body);
+		nh = evd_dispatch_build_structured(&d->ev, dm->hdr, &dm->body);
 		body = dm->body.data ? dm->body.data : "";
 		body_len = dm->body.len;
 	} else {
@@ -476,6 +491,7 @@ static void start(struct evd_dispatch *d, struct dmsg *dm)
 	free(keys);
 	if (vals != vals_small)
 		free(vals);
+	evd_ce_free(&d->ev);
 
 	memset(&dm->req, 0, sizeof(dm->req));
 	dm->req.url = dm->sub->sink.url;

@@ -42,7 +42,7 @@ size_t evd_dispatch_build_binary(const char *const *keys, const char *const *val
 	evd_buf_reset(scratch);
 	evd_buf_reserve(scratch, need + 1);
 
-	for (size_t i = 0; i < n && nh < EVD_DISPATCH_MAX_HEADERS; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const char *k = keys[i], *v = values[i];
 		size_t kl = strlen(k), vl = strlen(v);
 		if (kl <= 3 || strncasecmp(k, "ce-", 3) != 0)
@@ -91,7 +91,7 @@ size_t evd_dispatch_build_structured(const struct evd_cloudevent *ev, struct evd
 	evd_buf_reset(body);
 	evd_ce_encode_structured(ev, EVD_CE_ENCODE_NO_TRACING, body);
 	set(&out[nh++], "Content-Type", 12, ct, sizeof(ct) - 1);
-	for (unsigned i = 0; i < ev->n_ext && nh < EVD_DISPATCH_MAX_HEADERS; i++) {
+	for (unsigned i = 0; i < ev->n_ext && nh < EVD_DISPATCH_STRUCTURED_HEADERS; i++) {
 		const struct evd_ce_ext *x = &ev->ext[i];
 		const struct evd_ce_tracing *tr = evd_ce_tracing_by_ext(x->name, x->name_len);
 		/* Validated Strings: no control characters, so a plain header value. */

@@ -130,6 +130,9 @@ static void remove_metric(struct evd_registry *reg, const struct evd_subscriptio
 		return;
 	const char *labels[] = { s->name, s->ns, s->types[t].consumer, "NATS_Jetstream", reg->stream };
 	evd_metric_remove(reg->m_status, labels);
+	const char *pl[] = { s->name, s->ns, s->types[t].consumer };
+	evd_metric_remove(reg->m_pending, pl);
+	evd_metric_remove(reg->m_ack_pending, pl);
 	/* Every type of s that used this consumer counted under its own label set. */
 	for (size_t k = 0; k < s->ntypes; k++) {
 		if (strcmp(s->types[k].consumer, s->types[t].consumer) != 0)
@@ -336,6 +339,8 @@ static const char *const status_labels[] = { "subscription_name", "subscription_
 static const char *const subscribed_labels[] = { "subscription_name", "subscription_namespace",
 						 "event_type", "consumer_name" };
 static const char *const state_labels[] = { "state" };
+static const char *const pending_labels[] = { "subscription_name", "subscription_namespace",
+					      "consumer_name" };
 
 int evd_registry_new(uv_loop_t *loop, struct evd_bridge *bridge, struct evd_nats *nats,
 		     const struct evd_config *cfg, struct evd_metrics *metrics,
@@ -389,6 +394,14 @@ int evd_registry_new(uv_loop_t *loop, struct evd_bridge *bridge, struct evd_nats
 			metrics, EVD_METRIC_GAUGE, "eventingd_subscription_files_failed",
 			"Subscription files whose latest version has errors (not applied).", 0, NULL,
 			NULL, 0, 1);
+		reg->m_pending = evd_metrics_add(
+			metrics, EVD_METRIC_GAUGE, "eventingd_consumer_pending",
+			"Events waiting in a consumer (numPending), as of the last refresh (10 s).", 3,
+			pending_labels, NULL, 0, 100000);
+		reg->m_ack_pending = evd_metrics_add(
+			metrics, EVD_METRIC_GAUGE, "eventingd_consumer_ack_pending",
+			"Events delivered and not yet acknowledged (numAckPending; backing-off retries "
+			"included), as of the last refresh (10 s).", 3, pending_labels, NULL, 0, 100000);
 		update_gauges(reg);
 	}
 	*out = reg;

@@ -126,6 +126,8 @@ struct evd_registry {
 	struct evd_metric *m_subscribed; /* eventing_ec_event_type_subscribed_total */
 	struct evd_metric *m_subs;       /* eventingd_subscriptions{state} */
 	struct evd_metric *m_files_failed;
+	struct evd_metric *m_pending;     /* eventingd_consumer_pending, from the cached info */
+	struct evd_metric *m_ack_pending; /* eventingd_consumer_ack_pending */
 
 	/* ---- the observer (the dispatcher) */
 	evd_registry_observer_cb observer;

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin_metrics.h"
 #include "nats/nats_bridge.h"
 #include "nats/nats_conn.h"
 #include "registry/registry_job.h"
@@ -107,8 +108,14 @@ static int info_cmp(const void *a, const void *b)
 	return strcmp(((const struct reg_info *)a)->name, ((const struct reg_info *)b)->name);
 }
 
-static void store_info(struct reg_consumer *c, const struct reg_info *info)
+static void store_info(struct evd_registry *reg, struct reg_consumer *c, const struct reg_info *info)
 {
+	/* The cached counters as gauges: no JetStream request per scrape. */
+	if (reg->m_pending) {
+		const char *l[] = { c->sub->name, c->sub->ns, c->name };
+		evd_metric_set(reg->m_pending, l, (double)info->num_pending);
+		evd_metric_set(reg->m_ack_pending, l, (double)info->num_ack_pending);
+	}
 	c->have_info = true;
 	c->info_ms = reg_wall_ms();
 	c->created_ns = info->created_ns;
@@ -126,7 +133,7 @@ static void apply_listing(struct evd_registry *reg, struct reg_job *job)
 		const struct reg_info *info =
 			job->ninfos ? bsearch(&key, job->infos, job->ninfos, sizeof(key), info_cmp) : NULL;
 		if (info) {
-			store_info(c, info);
+			store_info(reg, c, info);
 		} else if (c->state == REG_C_READY && !c->busy && !c->dirty) {
 			const struct evd_subscription *s = c->sub;
 			evd_log_warn("registry", "consumer %s of %s/%s (%s) disappeared from stream %s; "
@@ -148,7 +155,7 @@ static void apply_ensure(struct evd_registry *reg, struct reg_op *op, uint64_t n
 		return; /* removed meanwhile: its deletion is queued */
 	c->busy = false;
 	if (op->have_info)
-		store_info(c, &op->info);
+		store_info(reg, c, &op->info);
 	const struct evd_subscription *s = c->sub;
 	const char *subject = s->types[c->type].subject;
 	switch (op->result) {
