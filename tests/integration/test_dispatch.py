@@ -365,11 +365,16 @@ def test_large_and_chunked_answers_are_read_and_the_connection_reused(tmp):
 def test_sigterm_finishes_in_flight_and_naks_the_rest(tmp):
     env = Env(tmp, config={"dispatch": {"ack_wait": "30s", "timeout": "20s", "drain_timeout": "5s"}})
     sink = track(Sink(default=Reply(200, delay=1.0)))
-    subscribe(env, "term", sink.url + "/term", config={"maxInFlightMessages": 2})
-    ids = [f"t-{i}" for i in range(10)]
+    # Two slots for three types: JetStream hands eventingd two per type (MaxAckPending), two are
+    # sent, four are held.
+    subscribe(env, "term", sink.url + "/term", types=TYPES3, config={"maxInFlightMessages": 2})
+    ids = [f"t-{t}-{i}" for t in TYPES3 for i in range(4)]
     for id_ in ids:
-        publish_ok(env.evd, id_)
+        publish_ok(env.evd, id_, type_=id_.split("-")[1])
     sink.wait_requests(2, scaled(10), path="/term")
+    cnames = [consumer_name("default", "term", f"kyma.commerce.{t}") for t in TYPES3]
+    wait_for(lambda: sum(env.nc.consumer(c)["num_ack_pending"] for c in cnames) == 6, scaled(10),
+             what="six handed to eventingd: two sent, four held")
     t0 = time.monotonic()
     assert env.evd.stop(scaled(30)) == 0
     stopped = time.monotonic() - t0
@@ -380,11 +385,32 @@ def test_sigterm_finishes_in_flight_and_naks_the_rest(tmp):
     sink.default = Reply(200)
     env.start()
     t1 = time.monotonic()
-    # The rest were NAKed at shutdown: redelivered at once, not after ack_wait (30 s).
+    # The held ones were NAKed at shutdown: redelivered at once, not after ack_wait (30 s).
     sink.wait_ids(ids, scaled(15), path="/term")
-    assert time.monotonic() - t1 < 15
+    assert time.monotonic() - t1 < scaled(15)
     got = sink.ids("/term")
     assert sorted(got) == sorted(ids), f"delivered twice: {sorted(i for i in set(got) if got.count(i) > 1)}"
+    assert env.evd.stop() == 0
+
+
+def test_sigterm_past_drain_timeout_requeues_the_attempts(tmp):
+    env = Env(tmp, config={"dispatch": {"ack_wait": "30s", "timeout": "20s", "drain_timeout": "1s"}})
+    sink = track(Sink())
+    sink.script("/cut", Reply(200, delay=4), Reply(200, delay=4), default=Reply(200))
+    subscribe(env, "cut", sink.url + "/cut", config={"maxInFlightMessages": 2})
+    ids = [f"c-{i}" for i in range(4)]
+    for id_ in ids:
+        publish_ok(env.evd, id_)
+    sink.wait_requests(2, scaled(10), path="/cut")
+    t0 = time.monotonic()
+    assert env.evd.stop(scaled(30)) == 0
+    assert time.monotonic() - t0 < 1 + scaled(3), "SIGTERM waited past dispatch.drain_timeout"
+    env.start()
+    # The two attempts cut off at the drain deadline were not acked: they come back at once (a NAK),
+    # not after ack_wait (30 s), and are answered this time.
+    t1 = time.monotonic()
+    sink.wait_ids(ids, scaled(15), path="/cut")
+    assert time.monotonic() - t1 < scaled(15)
     assert env.evd.stop() == 0
 
 
