@@ -337,6 +337,8 @@ def test_the_type_kyma_sinks_see_and_tracing_headers(tmp):
     assert ce["originaltype"] == "order.payment*success.v1", std.headers
     for name, value in tracing.items():
         assert std.header(name) == value, (name, std.headers)
+    # As Kyma: the tracing extensions travel as these headers only, not also as ce- attributes.
+    assert not {"traceparent", "tracestate", "b3traceid", "b3spanid"} & set(ce), std.headers
     pfx = sink.wait_requests(1, scaled(15), path="/pfx")[0]
     ce = pfx.ce()
     assert ce["type"] == "sap.kyma.custom.testapp.order.created.v1", pfx.headers
@@ -420,6 +422,27 @@ def test_sigterm_past_drain_timeout_requeues_the_attempts(tmp):
     t1 = time.monotonic()
     sink.wait_ids(ids, scaled(15), path="/cut")
     assert time.monotonic() - t1 < scaled(15)
+    assert env.evd.stop() == 0
+
+
+def test_eventingd_display_prints_what_is_delivered(tmp):
+    # The README's sandbox tour: publish -> delivered -> printed by `eventingd display`.
+    from test_cli import Display
+    env = Env(tmp)
+    d = track(Display(tmp))
+    subscribe(env, "show", d.url + "/")
+    subscribe(env, "show-structured", d.url + "/s", config={"contentMode": "STRUCTURED"})
+    publish_ok(env.evd, "D-1", b'{"id": 12345678901234567890}', extra={"ce-tenant": "acme%20corp"})
+    evs = d.wait_events(2)
+    binary = [e for e in evs if "binary mode, POST / from 127.0.0.1:" in e]
+    structured = [e for e in evs if "structured mode, POST /s from 127.0.0.1:" in e]
+    assert len(binary) == 1 and len(structured) == 1, evs
+    for ev in binary + structured:
+        lines = ev.splitlines()
+        for line in ("  type: order.created.v1", "  source: commerce", "  id: D-1", "  tenant: acme corp",
+                     "  originaltype: order.created.v1", '    "id": 12345678901234567890'):
+            assert line in lines, (line, ev)
+    assert d.stop() == 0
     assert env.evd.stop() == 0
 
 
