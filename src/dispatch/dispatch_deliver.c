@@ -472,7 +472,7 @@ static void start(struct evd_dispatch *d, struct dmsg *dm)
 	size_t need = nkeys > EVD_DISPATCH_STRUCTURED_HEADERS ? nkeys : EVD_DISPATCH_STRUCTURED_HEADERS;
 	if (dm->hdr_cap < need) {
 		free(dm->hdr);
-		dm->hdr_cap = need < 16 ? 16 : need;
+		dm->hdr_cap = need;
 		dm->hdr = evd_xcalloc(dm->hdr_cap, sizeof(*dm->hdr));
 	}
 

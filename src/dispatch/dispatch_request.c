@@ -31,36 +31,46 @@ static bool plain_value(const char *s, size_t len)
 	return true;
 }
 
+/* What a ce-* key becomes: 0 passed through, 1 Content-Type, 2 a tracing header (*tr). */
+static int kind_of(const char *name, size_t nl, const struct evd_ce_tracing **tr)
+{
+	*tr = NULL;
+	if (nl == 15 && strncasecmp(name, "datacontenttype", 15) == 0)
+		return 1;
+	/* Extension names are lower case; a writer's other casing is matched too. */
+	char lower[32];
+	if (nl >= sizeof(lower))
+		return 0;
+	for (size_t j = 0; j < nl; j++)
+		lower[j] = (char)((name[j] >= 'A' && name[j] <= 'Z') ? name[j] + 32 : name[j]);
+	*tr = evd_ce_tracing_by_ext(lower, nl);
+	return *tr ? 2 : 0;
+}
+
 size_t evd_dispatch_build_binary(const char *const *keys, const char *const *values, size_t n,
 				 struct evd_header *out, struct evd_buf *scratch)
 {
 	size_t nh = 0, need = 0;
+	const struct evd_ce_tracing *tr;
 
-	/* Decoded values only shrink: one reservation keeps every pointer into scratch valid. */
-	for (size_t i = 0; i < n; i++)
-		need += strlen(values[i]) + 1;
+	/* Decoded values only shrink: one reservation for those decoded keeps every pointer into
+	 * scratch valid (and scratch small: most values pass through). */
+	for (size_t i = 0; i < n; i++) {
+		size_t kl = strlen(keys[i]);
+		if (kl > 3 && strncasecmp(keys[i], "ce-", 3) == 0 && kind_of(keys[i] + 3, kl - 3, &tr))
+			need += strlen(values[i]) + 1;
+	}
 	evd_buf_reset(scratch);
-	evd_buf_reserve(scratch, need + 1);
+	if (need)
+		evd_buf_reserve(scratch, need + 1);
 
 	for (size_t i = 0; i < n; i++) {
 		const char *k = keys[i], *v = values[i];
 		size_t kl = strlen(k), vl = strlen(v);
 		if (kl <= 3 || strncasecmp(k, "ce-", 3) != 0)
 			continue; /* Nats-Msg-Id and whatever else a writer added */
-		const char *name = k + 3;
-		size_t nl = kl - 3;
-		bool is_ct = nl == 15 && strncasecmp(name, "datacontenttype", 15) == 0;
-		const struct evd_ce_tracing *tr = NULL;
-		if (!is_ct) {
-			/* Extension names are lower case; a writer's other casing is matched too. */
-			char lower[32];
-			if (nl < sizeof(lower)) {
-				for (size_t j = 0; j < nl; j++)
-					lower[j] = (char)((name[j] >= 'A' && name[j] <= 'Z') ? name[j] + 32 : name[j]);
-				tr = evd_ce_tracing_by_ext(lower, nl);
-			}
-		}
-		if (!is_ct && !tr) {
+		int kind = kind_of(k + 3, kl - 3, &tr);
+		if (!kind) {
 			set(&out[nh++], k, kl, v, vl);
 			continue;
 		}
@@ -74,7 +84,7 @@ size_t evd_dispatch_build_binary(const char *const *keys, const char *const *val
 			val = dec;
 			val_len = dl;
 		}
-		if (is_ct)
+		if (kind == 1)
 			set(&out[nh++], "Content-Type", 12, val, val_len);
 		else
 			set(&out[nh++], tr->header, tr->header_len, val, val_len);
