@@ -215,6 +215,8 @@ def main():
     ap.add_argument("--latency-seconds", type=int, default=10)
     ap.add_argument("--drain-timeout", type=float, default=900)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--drain-conns", type=int, default=0,
+                    help="dispatch.max_connections_per_sink while draining (default: the default, 64)")
     ap.add_argument("--rounds", type=int, default=1, help="drain/raw/HTTP rounds; the median is printed")
     ap.add_argument("--perf", metavar="FILE", help="perf record -g eventingd during each drain into FILE.<round>")
     ap.add_argument("--mem-conns", type=int, default=64,
@@ -238,7 +240,10 @@ def main():
     nats = NatsServer(tmp).start()
     nginx, nginx_port = start_nginx(tmp)
     lat_sink = Sink()
-    evd = Eventingd(tmp, nats_url=nats.url, config={"log": {"level": "warn"}})
+    cfg = {"log": {"level": "warn"}}
+    if args.drain_conns:
+        cfg["dispatch"] = {"max_connections_per_sink": args.drain_conns}
+    evd = Eventingd(tmp, nats_url=nats.url, config=cfg)
     evd2 = holding = None
     results = {}
     try:
