@@ -16,18 +16,28 @@
 
 /*
  * The admin URL: --admin, else admin.listen of the configuration, else the default. A broken
- * configuration still prints its diagnostics: they explain why the default is tried.
+ * default configuration still prints its diagnostics: they explain why the default is tried. A
+ * file given with -c that cannot be read or has errors is the user's mistake, not a reason to
+ * ask whatever instance listens on the default address: 78 (EX_CONFIG), as run and publish.
  */
-static void admin_url(const char *given, const struct evd_daemon_opts *opts, char *out, size_t len)
+static int admin_url(const char *given, const struct evd_daemon_opts *opts, char *out, size_t len)
 {
+	int rc = 0;
+
+	/* An explicit -c is read even beside --admin: a missing file is an error either way. */
+	if (!given || opts->config_explicit)
+		rc = evd_cli_listen_url(opts, true, out, len);
+	if (rc != 0 && opts->config_explicit)
+		return rc;
 	if (given) {
 		snprintf(out, len, "%s", given);
 		size_t n = strlen(out);
 		while (n > 0 && out[n - 1] == '/')
 			out[--n] = '\0';
-	} else if (evd_cli_listen_url(opts, true, out, len) != 0) {
+	} else if (rc != 0) {
 		snprintf(out, len, "http://127.0.0.1:9090");
 	}
+	return 0;
 }
 
 static const char *str_or(const cJSON *o, const char *key, const char *dflt)
@@ -250,10 +260,16 @@ static void print_subscriptions(FILE *out, const cJSON *root, int64_t now_ms)
 		const char *err = str_or(st, "lastError", NULL);
 		if (err)
 			fprintf(out, "      error: %s\n", err);
+		/* The dispatcher's last failure, with its age: an old one next to newer
+		 * deliveries reads differently from one that is still happening. */
 		const char *ferr = str_or(get(st, "delivery"), "lastFailureReason", NULL);
-		if (ferr)
-			fprintf(out, "      last delivery failure: %s (%s)\n", ferr,
-				str_or(get(st, "delivery"), "lastFailure", "?"));
+		if (ferr) {
+			char age[32];
+			evd_cli_age(now_ms,
+				    evd_cli_parse_time(str_or(get(st, "delivery"), "lastFailure", NULL)),
+				    age, sizeof(age));
+			fprintf(out, "      last delivery failure (%s): %s\n", age, ferr);
+		}
 		cJSON_ArrayForEach(e, get(st, "warnings"))
 		{
 			if (cJSON_IsString(e))
@@ -351,7 +367,9 @@ int evd_cli_status(int argc, char **argv)
 	}
 
 	char base[512];
-	admin_url(admin, &opts, base, sizeof(base));
+	int urc = admin_url(admin, &opts, base, sizeof(base));
+	if (urc != 0)
+		return urc;
 
 	struct evd_http_fetch_result be = { 0 }, subs = { 0 };
 	cJSON *broot = NULL, *sroot = NULL;

@@ -142,9 +142,15 @@ void dd_binding_maybe_free(struct evd_dispatch *d, struct dbinding *b)
 		}
 	}
 	struct dsub *ds = b->ds;
+	if (d->m_delivery) {
+		/* A consumer that goes away takes its series along (as Kyma's do). */
+		const char *l[] = { NULL, NULL, NULL, NULL, NULL, b->name };
+		evd_metric_remove_matching(d->m_delivery, l);
+		evd_metric_remove_matching(d->m_duration, l);
+	}
 	ds->nbindings--;
 	evd_subscription_free(b->sub);
-	free(b->track);
+	evd_dispatch_track_free(&b->track);
 	free(b);
 	dsub_maybe_free(d, ds);
 }
@@ -363,7 +369,7 @@ static void on_handle_closed(uv_handle_t *h)
 		struct dbinding *b = d->bindings;
 		d->bindings = b->next;
 		evd_subscription_free(b->sub);
-		free(b->track);
+		evd_dispatch_track_free(&b->track);
 		free(b);
 	}
 	while (d->subs) {

@@ -29,76 +29,18 @@
 /* A failing subscription logs a warning at most this often (every attempt at debug level). */
 #define FAILURE_LOG_EVERY_MS 10000
 
-/* ---- the track table: open addressing on the stream sequence, backward-shift deletion --------- */
-
-static size_t track_slot(const struct dbinding *b, uint64_t seq)
-{
-	return (size_t)((seq * 0x9E3779B97F4A7C15ull) >> 20) & (b->track_cap - 1);
-}
+/* ---- attempts ------------------------------------------------------------------------------ */
 
 static struct dtrack *track_find(struct dbinding *b, uint64_t seq)
 {
-	if (!b->track_cap)
-		return NULL;
-	for (size_t i = track_slot(b, seq);; i = (i + 1) & (b->track_cap - 1)) {
-		if (b->track[i].seq == seq)
-			return &b->track[i];
-		if (!b->track[i].seq)
-			return NULL;
-	}
-}
-
-static struct dtrack *track_put(struct dbinding *b, const struct dtrack *v);
-
-static void track_grow(struct dbinding *b)
-{
-	struct dtrack *old = b->track;
-	size_t oldcap = b->track_cap;
-	b->track_cap = oldcap ? oldcap * 2 : 64;
-	b->track = evd_xcalloc(b->track_cap, sizeof(*b->track));
-	b->ntrack = 0;
-	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].seq)
-			track_put(b, &old[i]);
-	free(old);
-}
-
-static struct dtrack *track_put(struct dbinding *b, const struct dtrack *v)
-{
-	if ((b->ntrack + 1) * 2 > b->track_cap)
-		track_grow(b);
-	size_t i = track_slot(b, v->seq);
-	while (b->track[i].seq)
-		i = (i + 1) & (b->track_cap - 1);
-	b->track[i] = *v;
-	b->ntrack++;
-	return &b->track[i];
-}
-
-static void track_del(struct dbinding *b, uint64_t seq)
-{
-	struct dtrack *t = track_find(b, seq);
-	if (!t)
-		return;
-	size_t i = (size_t)(t - b->track), mask = b->track_cap - 1;
-	for (size_t j = (i + 1) & mask; b->track[j].seq; j = (j + 1) & mask) {
-		size_t home = track_slot(b, b->track[j].seq);
-		/* Move j into the hole at i unless its home lies cyclically in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			b->track[i] = b->track[j];
-			i = j;
-		}
-	}
-	b->track[i].seq = 0;
-	b->track[i].live = NULL;
-	b->ntrack--;
+	return evd_dispatch_track_find(&b->track, seq);
 }
 
 void dd_track_gc(struct evd_dispatch *d)
 {
 	uint64_t now = uv_now(d->loop);
 	for (struct dbinding *b = d->bindings; b; b = b->next) {
-		if (!b->ntrack)
+		if (!b->track.n)
 			continue;
 		int64_t max_delay = d->cfg->dispatch.backoff.max;
 		if (b->sub->retry_max_delay_ms > max_delay)
@@ -106,14 +48,7 @@ void dd_track_gc(struct evd_dispatch *d)
 		/* Not back after its longest delay plus a redelivery: acked by another instance,
 		 * expired from the stream, or its consumer re-created. */
 		uint64_t age = (uint64_t)max_delay + (uint64_t)d->cfg->dispatch.ack_wait * 2 + 60000;
-		struct dtrack *old = b->track;
-		size_t oldcap = b->track_cap;
-		b->track = evd_xcalloc(oldcap, sizeof(*b->track));
-		b->ntrack = 0;
-		for (size_t i = 0; i < oldcap; i++)
-			if (old[i].seq && (old[i].live || now - old[i].touched < age))
-				track_put(b, &old[i]);
-		free(old);
+		evd_dispatch_track_gc(&b->track, now, age);
 	}
 }
 
@@ -257,7 +192,7 @@ static void finish(struct evd_dispatch *d, struct dmsg *dm, enum evd_settle kind
 	if (dm->newer)
 		evd_nats_sub_msg_done(dm->newer_nsub, dm->newer);
 	if (kind == EVD_SETTLE_ACK || kind == EVD_SETTLE_TERM) {
-		track_del(b, dm->seq);
+		evd_dispatch_track_del(&b->track, dm->seq);
 	} else {
 		struct dtrack *t = track_find(b, dm->seq);
 		if (t) {
@@ -601,8 +536,8 @@ void dd_on_msgs(struct evd_nats_sub *s, natsMsg **msgs, size_t n, void *data)
 			/* After a restart the server's count is all there is: every earlier delivery
 			 * counts as an attempt. */
 			struct dtrack nt = { .seq = meta.stream_seq,
-					     .attempts = meta.delivered > 1 ? (uint32_t)(meta.delivered - 1) : 0 };
-			t = track_put(b, &nt);
+					     .attempts = evd_dispatch_prior_attempts(meta.delivered) };
+			t = evd_dispatch_track_put(&b->track, &nt);
 		}
 		struct dmsg *dm = dm_get(d);
 		dm->b = b;

@@ -64,6 +64,40 @@ struct evd_dispatch_meta {
 };
 int evd_dispatch_parse_reply(const char *reply, struct evd_dispatch_meta *out);
 
+/* ---- dispatch_track.c ---------------------------------------------------------------------- */
+
+struct dmsg;
+
+/*
+ * Attempts of one stream sequence of a consumer, kept while the message is ours (live) or backs
+ * off in JetStream, so a redelivery is recognised (live: the same message again) and a retry
+ * knows how many attempts came before.
+ */
+struct dtrack {
+	uint64_t seq; /* 0: empty slot (stream sequences start at 1) */
+	uint32_t attempts;
+	uint64_t touched; /* uv_now() of the last sighting */
+	struct dmsg *live;
+};
+
+/* Open addressing on the sequence, backward-shift deletion (no tombstones). Zero-initialised. */
+struct evd_dispatch_track {
+	struct dtrack *slots;
+	size_t n, cap;
+};
+
+struct dtrack *evd_dispatch_track_find(struct evd_dispatch_track *t, uint64_t seq);
+/* Inserts v (v->seq must not be present and not 0); returns the stored entry, valid until the
+ * next put, del or gc. */
+struct dtrack *evd_dispatch_track_put(struct evd_dispatch_track *t, const struct dtrack *v);
+void evd_dispatch_track_del(struct evd_dispatch_track *t, uint64_t seq);
+/* Forgets entries that are not live and were last touched age or more before now. */
+void evd_dispatch_track_gc(struct evd_dispatch_track *t, uint64_t now, uint64_t age);
+void evd_dispatch_track_free(struct evd_dispatch_track *t);
+/* The attempts to credit a sequence seen for the first time with JetStream's delivery count
+ * (1 on a first delivery): after a restart every earlier delivery counts as an attempt. */
+uint32_t evd_dispatch_prior_attempts(uint64_t delivered);
+
 /* ---- dispatch_request.c -------------------------------------------------------------------- */
 
 /*
@@ -120,14 +154,6 @@ struct dmsg {
 	struct evd_buf body;    /* structured mode */
 };
 
-/* Attempts of one stream sequence of a consumer, kept while the message is ours or backing off. */
-struct dtrack {
-	uint64_t seq; /* 0: empty slot */
-	uint32_t attempts;
-	uint64_t touched; /* uv_now() */
-	struct dmsg *live;
-};
-
 /* One consumer the registry told about. */
 struct dbinding {
 	struct dbinding *next;
@@ -141,8 +167,7 @@ struct dbinding {
 	struct evd_nats_sub *nsub; /* the current subscription, or NULL */
 	int nsubs_open;            /* current and closing */
 	size_t live;               /* messages of this binding lent to us */
-	struct dtrack *track;
-	size_t ntrack, track_cap;
+	struct evd_dispatch_track track;
 };
 
 /* One subscription (namespace/name): the limit and the figures across its types. */

@@ -210,7 +210,7 @@ static void origin_maybe_free(struct evd_http_client *c, struct evd_http_origin 
 	origin_free(o);
 }
 
-static void mark_dirty(struct evd_http_client *c, struct evd_http_origin *o)
+void evd_http_client_mark_dirty(struct evd_http_client *c, struct evd_http_origin *o)
 {
 	if (o->dirty)
 		return;
@@ -403,7 +403,7 @@ void evd_http_client_set_config(struct evd_http_client *c, const struct evd_http
 			while (o->nconns > cap_of(c) && o->idle)
 				evd_http_cconn_close(o->idle);
 			if (o->wait_head) /* the cap may have grown */
-				mark_dirty(c, o);
+				evd_http_client_mark_dirty(c, o);
 		}
 }
 
@@ -431,7 +431,7 @@ int evd_http_client_send(struct evd_http_client *c, struct evd_http_client_reque
 	*o->wait_tail = req;
 	o->wait_tail = &req->next_;
 	o->nwait++;
-	mark_dirty(c, o);
+	evd_http_client_mark_dirty(c, o);
 	return 0;
 }
 

@@ -36,8 +36,33 @@ static void tcp_on_write(uv_write_t *req, int status)
 	evd_http_cconn_on_written(req->data, status);
 }
 
-static int tcp_write(struct evd_http_client_conn *conn, const uv_buf_t *bufs, unsigned nbufs)
+/*
+ * A request nearly always fits the socket buffer: write it now. Every completed uv_write makes
+ * libuv 1.44 re-arm the socket in epoll (uv__drain -> uv__io_stop queues an EPOLL_CTL_MOD even
+ * when nothing changes), one syscall per request more; uv_try_write has no request and no
+ * re-arm (the server's http_conn.c does the same). What it cannot write goes through uv_write.
+ */
+static int tcp_write(struct evd_http_client_conn *conn, uv_buf_t *bufs, unsigned nbufs)
 {
+	size_t total = 0;
+	for (unsigned i = 0; i < nbufs; i++)
+		total += bufs[i].len;
+	int w = uv_try_write((uv_stream_t *)&conn->tcp, bufs, nbufs);
+	if (w >= 0 && (size_t)w == total)
+		return 1;
+	if (w < 0 && w != UV_EAGAIN)
+		return w;
+	for (size_t skip = w > 0 ? (size_t)w : 0; skip > 0;) {
+		if (skip >= bufs->len) {
+			skip -= bufs->len;
+			bufs++;
+			nbufs--;
+		} else {
+			bufs->base += skip;
+			bufs->len -= skip;
+			skip = 0;
+		}
+	}
 	conn->write.data = conn;
 	return uv_write(&conn->write, (uv_stream_t *)&conn->tcp, bufs, nbufs, tcp_on_write);
 }
@@ -141,7 +166,7 @@ struct evd_http_client_request *evd_http_cconn_close(struct evd_http_client_conn
 		conn->origin->nconns--;
 		/* A slot is free: a waiter may open a connection now. */
 		if (conn->origin->wait_head)
-			evd_http_client_kick(conn->client);
+			evd_http_client_mark_dirty(conn->client, conn->origin);
 	}
 	if (conn->pending > 2) /* resolution in flight: its callback frees the list */
 		uv_cancel((uv_req_t *)&conn->gai);
@@ -215,8 +240,8 @@ static void try_connect(struct evd_http_client_conn *conn, const struct sockaddr
 {
 	conn->state = EVD_HCC_CONNECTING;
 	int rc = conn->origin->transport->connect(conn, sa);
-	if (rc < 0)
-		conn_fail(conn, rc, EVD_HCP_CONNECT, uv_strerror(rc));
+	if (rc < 0) /* e.g. an IPv6 address on a host without IPv6: the next address may do */
+		evd_http_cconn_on_connect(conn, rc);
 }
 
 static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *ai)
@@ -278,8 +303,10 @@ void evd_http_cconn_new(struct evd_http_client *c, struct evd_http_origin *o,
 	} else if (o->numeric) {
 		try_connect(conn, (const struct sockaddr *)&o->addr);
 	} else {
-		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-					  .ai_flags = AI_ADDRCONFIG };
+		/* No AI_ADDRCONFIG: it ignores loopback addresses, so on a host with nothing but
+		 * lo "localhost" would not resolve. An address we cannot reach fails fast and the
+		 * next is tried. */
+		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 		conn->gai.data = conn;
 		conn->pending++;
 		int rc = uv_getaddrinfo(c->loop, &conn->gai, on_resolved, o->host, o->port_str,
@@ -370,7 +397,7 @@ static void send_request(struct evd_http_client_conn *conn)
 		conn_fail(conn, rc, EVD_HCP_SEND, uv_strerror(rc));
 		return;
 	}
-	conn->writing = true;
+	conn->writing = rc == 0;
 }
 
 void evd_http_cconn_assign(struct evd_http_client_conn *conn, struct evd_http_client_request *req)

@@ -71,8 +71,10 @@ struct evd_http_client_conn;
 struct evd_http_transport {
 	const char *scheme;
 	int (*connect)(struct evd_http_client_conn *conn, const struct sockaddr *sa);
-	/* Writes all bufs (the memory stays valid until on_written or close). */
-	int (*write)(struct evd_http_client_conn *conn, const uv_buf_t *bufs, unsigned nbufs);
+	/* Writes all bufs (which it may change): 1 when they are written already (no on_written
+	 * follows), 0 when on_written follows (the memory stays valid until then or close), or
+	 * a negative error. */
+	int (*write)(struct evd_http_client_conn *conn, uv_buf_t *bufs, unsigned nbufs);
 	/* Bytes of the current write not yet handed to the kernel (or the TLS layer's socket):
 	 * 0 means the request is out even if on_written has not run yet. */
 	size_t (*write_queued)(struct evd_http_client_conn *conn);
@@ -153,6 +155,8 @@ struct evd_http_client {
 
 /* http_client.c */
 void evd_http_client_kick(struct evd_http_client *c);
+/* The origin may be able to serve a waiting request now: dispatch it from the loop. */
+void evd_http_client_mark_dirty(struct evd_http_client *c, struct evd_http_origin *o);
 /* Moves req (detached from any connection) to the completion list: on_done runs from the loop
  * with err, err_text "<phase> <url>: <detail>" (detail must be static). */
 void evd_http_client_fail_later(struct evd_http_client *c, struct evd_http_client_request *req,

@@ -89,6 +89,12 @@ static int on_headers_complete(llhttp_t *p)
 	r->in_value = false;
 	r->field_len = 0;
 	r->status = llhttp_get_status_code(p);
+	if (r->status < 100 || r->status > 599) {
+		/* llhttp takes any number ("20", "2000"); RFC 9110 15 says three digits, 1xx to
+		 * 5xx, and a caller classifying by hundreds must not see anything else. */
+		r->error = "invalid status code";
+		return -1;
+	}
 	if (r->status == 101) {
 		/* We never ask to upgrade; llhttp would stop parsing HTTP here. */
 		r->error = "unexpected 101 Switching Protocols";

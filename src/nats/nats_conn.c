@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "evd_build_config.h"
 #include "nats/nats_conn.h"
 #include "nats/nats_internal.h"
 #include "util/util_buf.h"
@@ -43,8 +44,9 @@
 #define ENSURE_RETRY_MS 3000  /* stream could not be ensured (JetStream off, timeout...) */
 #define INFO_EVERY_MS 5000    /* stream info refresh while READY */
 #define DRAIN_TIMEOUT_MS 5000
-#define DEFAULT_MAX_PENDING 65536
 /*
+ * TLS connections only (the loop model of nats_io.c never writes inline: the socket is
+ * non-blocking and the loop writes what it takes). The history of why:
  * No nats.c call may block the loop (DESIGN.md §1), yet js_PublishMsgAsync runs there and, in
  * libnats 3.4, writes a message that does not fit its write buffer inline on the caller's thread
  * while holding the connection's lock. With the default (no write deadline, blocking socket) a
@@ -102,10 +104,10 @@ struct evd_nats {
 	/* Copied from the config at creation (restart keys). */
 	char *url_shown; /* url without credentials, for logs and JSON */
 	char *url, *creds, *token, *user, *password, *tls_ca, *tls_cert, *tls_key;
+	/* url split at its commas, user-info percent-decoded: natsOptions_SetServers' list */
+	char **servers;
+	int nservers;
 	struct evd_nats_stream_spec spec; /* reloadable; loop-owned */
-	jsPubAckHandler ack_handler;
-	void *ack_closure;
-	int64_t max_pending;
 
 	/* Written by the connect work (worker), see the top of the file. */
 	natsConnection *nc;
@@ -116,6 +118,7 @@ struct evd_nats {
 		natsStatus status;
 		int err;
 		bool background; /* RetryOnFailedConnect: nats.c keeps trying after a failure */
+		char error[256]; /* nats.c's text for a failed attempt ("Authorization Violation") */
 	} connect;
 	struct {
 		struct nats_work w;
@@ -149,6 +152,9 @@ struct evd_nats {
 	 * close work waits until it is empty (close_when_no_subs). */
 	struct evd_nats_sublink subs;
 	bool close_waits_for_subs;
+	/* nats.c's socket on the loop (nats_io.c); false with TLS (see loop_io_possible). */
+	bool loop_io;
+	struct evd_nats_io_ctx io;
 
 	uv_timer_t retry_timer, info_timer;
 	int open_handles;
@@ -165,9 +171,6 @@ struct evd_nats {
 	struct nats_work ev;
 	bool ev_posted, ev_stop, ev_closed, ev_saw_connect, ev_saw_disconnect, closed_fired;
 	natsConnection *ev_nc; /* the connection whose callbacks count (see on_nc_closed) */
-	/* The ack handler trampoline (on_pub_ack): calls running, and no more calls after close. */
-	unsigned acks_running;
-	bool acks_stopped;
 	enum ev_kind ev_last;
 	char ev_error[256];
 };
@@ -177,6 +180,19 @@ static void on_retry_timer(uv_timer_t *t);
 static void on_info_timer(uv_timer_t *t);
 static void close_and_wait(struct evd_nats *n);
 static void reopen(struct evd_nats *n, const char *async_error);
+
+#if EVD_NATS_MSG_FREE
+void natsMsg_free(void *object); /* nats.c 3.4.1 msg.h: headers, then the one allocation */
+#endif
+
+void evd_nats_msg_free(natsMsg *m)
+{
+#if EVD_NATS_MSG_FREE
+	natsMsg_free(m);
+#else
+	natsMsg_Destroy(m);
+#endif
+}
 
 int evd_nats_status_to_err(natsStatus s, const char *what)
 {
@@ -317,32 +333,6 @@ static void on_nc_error(natsConnection *nc, natsSubscription *sub, natsStatus er
 	ev_record(closure, EV_NONE, natsStatus_GetText(err));
 }
 
-/*
- * The async-publish ack handler nats.c calls (its delivery thread), in front of the user's.
- * nats.c does not join that thread when it closes a connection that could not be drained, so a
- * call may still be running when the closed callback has come; close_on_worker waits for running
- * calls and stops later ones (their message is destroyed here, as the handler would have), so
- * the user's closure may be freed once evd_nats_close has completed.
- */
-static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
-{
-	struct evd_nats *n = closure;
-
-	uv_mutex_lock(&n->ev_lock);
-	if (n->acks_stopped) {
-		uv_mutex_unlock(&n->ev_lock);
-		natsMsg_Destroy(msg);
-		return;
-	}
-	n->acks_running++;
-	uv_mutex_unlock(&n->ev_lock);
-	n->ack_handler(js, msg, pa, pae, n->ack_closure);
-	uv_mutex_lock(&n->ev_lock);
-	if (--n->acks_running == 0)
-		uv_cond_broadcast(&n->ev_cond);
-	uv_mutex_unlock(&n->ev_lock);
-}
-
 /* ---- connection events on the loop ---- */
 
 static void process_events(struct evd_nats *n)
@@ -419,6 +409,8 @@ static void probe_server_info(struct server_info *si)
 	if (strncmp(si->url, "ws", 2) == 0)
 		return; /* a websocket port answers HTTP, not INFO */
 	p = p ? p + 3 : si->url;
+	if (strrchr(p, '@')) /* "***@host:port": the redacted user-info */
+		p = strrchr(p, '@') + 1;
 	if (*p == '[') {
 		end = strchr(p, ']');
 		if (!end || end[1] != ':')
@@ -479,7 +471,11 @@ char *evd_nats_redact_urls(const char *urls)
 		const char *start = scheme && (size_t)(scheme - p) < seg ? scheme + 3 : p;
 		const char *at = NULL;
 
-		host = strcspn(start, ",/");
+		/*
+		 * The last '@' of the item ends the user-info, as in nats.c's natsUrl_Create: a
+		 * password may hold a raw '/' or '@' (and nats.c's own URLs carry it decoded).
+		 */
+		host = (size_t)(p + seg - start);
 		for (const char *q = start; q < start + host; q++)
 			if (*q == '@')
 				at = q;
@@ -505,14 +501,18 @@ static void read_server(natsConnection *nc, struct server_info *si, bool probe)
 		si->id[0] = '\0';
 	if (natsConnection_GetConnectedUrl(nc, si->url, sizeof(si->url)) != NATS_OK)
 		si->url[0] = '\0';
-	if (probe && si->url[0])
-		probe_server_info(si);
+	/*
+	 * nats.c's URL carries the user-info decoded ("nats://evd:p@ss:w/rd@host:4222"): the
+	 * probe needs the host alone, and the status API must not show the password.
+	 */
 	if (strchr(si->url, '@')) {
 		char *shown = evd_nats_redact_urls(si->url);
 
 		snprintf(si->url, sizeof(si->url), "%s", shown);
 		free(shown);
 	}
+	if (probe && si->url[0])
+		probe_server_info(si);
 }
 
 /* Keeps name/version from the last probe when the server (id) is the same. */
@@ -538,14 +538,46 @@ static void store_si(struct evd_nats *n, jsStreamInfo *si)
 
 /* ---- connect ---- */
 
+#if EVD_NATS_MSG_FILTER
+/* nats.c 3.4.1 natsp.h / conn.h: called by the parser (the loop, with nats_io.c) for every
+ * message before it is queued; setting *msg to NULL takes it. */
+typedef void (*nats_msg_filter)(natsConnection *nc, natsMsg **msg, void *closure);
+void natsConn_setFilterWithClosure(natsConnection *nc, nats_msg_filter f, void *closure);
+
+/*
+ * Loop (the parser runs there): a "no responders" status would be destroyed by NextMsg
+ * without its subject; hand it to the subscription it is for instead. The check is cheap for
+ * everything else: natsMsg_IsNoResponders looks at the headers only of a message without data.
+ */
+static void on_msg_filter(natsConnection *nc, natsMsg **msg, void *closure)
+{
+	struct evd_nats *n = closure;
+
+	(void)nc;
+	if (natsMsg_GetDataLength(*msg) != 0 || !natsMsg_IsNoResponders(*msg))
+		return;
+	for (struct evd_nats_sublink *l = n->subs.next; l != &n->subs; l = l->next)
+		if (evd_nats_sub_take_status(l, *msg)) {
+			*msg = NULL;
+			return;
+		}
+}
+#endif
+
+
 static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 {
 	natsOptions *o = NULL;
 	natsStatus s;
 
 	s = natsOptions_Create(&o);
+	/*
+	 * natsOptions_SetURL takes one URL: given "nats://a:4222,nats://b:4222" it parses the
+	 * whole text as one host and never connects. The list goes to SetServers, one URL each;
+	 * nats.c then fails over between them (and the servers a cluster announces).
+	 */
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(o, n->url);
+		s = natsOptions_SetServers(o, (const char **)n->servers, n->nservers);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(o, "eventingd");
 	if (s == NATS_OK)
@@ -560,6 +592,12 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 		s = natsOptions_SetWriteDeadline(o, WRITE_DEADLINE_MS);
 	if (s == NATS_OK)
 		s = natsOptions_SetIOBufSize(o, IO_BUF_SIZE);
+	if (s == NATS_OK && n->loop_io)
+		s = evd_nats_io_options(&n->io, o);
+	/* No flusher thread: nats.c only marks the buffer for writing, nats_io.c writes it once
+	 * per loop iteration (a write from another thread is posted to the loop). */
+	if (s == NATS_OK && n->loop_io)
+		s = natsOptions_SetSendAsap(o, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetRetryOnFailedConnect(o, n->connect.background, on_nc_connected, n);
 	if (s == NATS_OK)
@@ -592,6 +630,12 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 	return NATS_OK;
 }
 
+static bool uses_tls(const struct evd_nats *n)
+{
+	return n->tls_ca || n->tls_cert || strncasecmp(n->url, "tls://", 6) == 0 ||
+	       strcasestr(n->url, ",tls://");
+}
+
 static void connect_on_worker(struct evd_bridge_item *item)
 {
 	struct evd_nats *n = owner(item);
@@ -599,7 +643,11 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	jsOptions jo;
 	natsStatus s;
 
+	bool background = n->connect.background;
+
 	n->connect.err = 0;
+	n->connect.error[0] = '\0';
+	n->connect.background = false;
 	/* A failed attempt before this one may have closed a connection of its own. */
 	uv_mutex_lock(&n->ev_lock);
 	n->closed_fired = n->ev_closed = false;
@@ -616,9 +664,43 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	 * trying in the background; the connected callback says when it succeeded.
 	 */
 	s = natsConnection_Connect(&n->nc, o);
+	if (s == NATS_NO_SERVER && background) {
+		/*
+		 * Nobody answered (refused, unreachable): normal at boot, so nats.c keeps trying in
+		 * the background. Anything else came from a server that did answer: an
+		 * authorization violation, a TLS handshake or a missing client certificate. The
+		 * first attempt runs without RetryOnFailedConnect for that reason: with it,
+		 * nats.c 3.4.1's _connect hands such a failure to its reconnect thread, clears
+		 * the thread's last error and returns NATS_NOT_YET_CONNECTED, and the reconnect
+		 * resets the connection's error before each try, so the server's reason is lost
+		 * and a wrong password looks like a missing server.
+		 */
+		n->nc = NULL;
+		s = natsOptions_SetRetryOnFailedConnect(o, true, on_nc_connected, n);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(&n->nc, o);
+	}
 	natsOptions_Destroy(o);
 	n->connect.status = s;
 	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+		natsStatus last = NATS_OK;
+		const char *text = nats_GetLastError(&last);
+
+		text = text && *text && last == s ? text : natsStatus_GetText(s);
+		/* nats.c puts its source position first: "(conn.c:1909): Expected ..." */
+		if (text[0] == '(' && strstr(text, "): "))
+			text = strstr(text, "): ") + 3;
+		/*
+		 * A server that verifies clients ends a TLS 1.3 connection without a client
+		 * certificate right after the handshake, which nats.c reports as an empty answer
+		 * to its first PING; nats-server logs "client didn't provide a certificate".
+		 */
+		snprintf(n->connect.error, sizeof(n->connect.error), "%s%s", text,
+			 s == NATS_PROTOCOL_ERROR && strstr(text, "got ''") && uses_tls(n)
+				 ? " (the server closed the connection after the TLS handshake: "
+				   "does it require a client certificate? set nats.tls.cert and "
+				   "nats.tls.key)"
+				 : "");
 		n->nc = NULL;
 		n->connect.err = evd_nats_status_to_err(s, "connecting to NATS");
 		return;
@@ -626,16 +708,18 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	uv_mutex_lock(&n->ev_lock);
 	n->ev_nc = n->nc;
 	uv_mutex_unlock(&n->ev_lock);
+#if EVD_NATS_MSG_FILTER
+	/* Before any subscription exists (they are made on the loop after this work returns). */
+	if (n->loop_io)
+		natsConn_setFilterWithClosure(n->nc, on_msg_filter, n);
+#endif
 	jsOptions_Init(&jo);
-	jo.PublishAsync.MaxPending = n->max_pending;
-	if (n->ack_handler) {
-		jo.PublishAsync.AckHandler = on_pub_ack;
-		jo.PublishAsync.AckHandlerClosure = n;
-	}
 	s = natsConnection_JetStream(&n->js, n->nc, &jo);
 	if (s != NATS_OK) {
 		n->connect.err = evd_nats_status_to_err(s, "creating the JetStream context");
 		close_and_wait(n);
+		if (n->loop_io)
+			evd_nats_io_wait_detached(&n->io);
 		natsConnection_Destroy(n->nc);
 		n->nc = NULL;
 	}
@@ -648,7 +732,7 @@ static void connect_on_loop(struct evd_bridge_item *item)
 	if (n->closing)
 		return; /* the close work, queued behind us, destroys what we made */
 	if (n->connect.err < 0) {
-		char text[384];
+		char text[640];
 
 		uint64_t delay = CONNECT_RETRY_MS;
 
@@ -657,8 +741,10 @@ static void connect_on_loop(struct evd_bridge_item *item)
 			n->reopen_ms = n->reopen_ms * 2 > REOPEN_MAX_MS ? REOPEN_MAX_MS : n->reopen_ms * 2;
 		}
 		snprintf(text, sizeof(text), "cannot connect to %s: %s%s", n->url_shown,
-			 strerror(-n->connect.err),
-			 n->connect.err == -EPERM ? " (check nats.user / nats.password, nats.token or nats.creds)" : "");
+			 n->connect.error[0] ? n->connect.error : strerror(-n->connect.err),
+			 n->connect.err == -EPERM ? " (check nats.user / nats.password, nats.token or nats.creds)"
+			 : n->connect.err == -EPROTO ? " (check nats.tls.*: the CA, and a client certificate if the server asks for one)"
+			 : "");
 		set_last_error(n, text);
 		evd_log_error("nats", "%s; retrying in %llu s", text, (unsigned long long)(delay / 1000));
 		uv_timer_start(&n->retry_timer, on_retry_timer, delay, 0);
@@ -711,6 +797,8 @@ static void reopen_on_worker(struct evd_bridge_item *item)
 	n->reopen.status = natsConnection_GetLastError(n->nc, &text);
 	snprintf(n->reopen.error, sizeof(n->reopen.error), "%s", text ? text : "");
 	jsCtx_Destroy(n->js);
+	if (n->loop_io)
+		evd_nats_io_wait_detached(&n->io);
 	natsConnection_Destroy(n->nc);
 	n->js = NULL;
 	n->nc = NULL;
@@ -825,6 +913,7 @@ static void ensure_on_loop(struct evd_bridge_item *item)
 		return;
 	}
 	n->reopen_ms = 0; /* a server that lets us in again: the next reopen starts fast */
+	set_last_error(n, NULL); /* last_error says what keeps us from READY */
 	set_state(n, EVD_NATS_READY);
 	uv_timer_start(&n->info_timer, on_info_timer, INFO_EVERY_MS, INFO_EVERY_MS);
 }
@@ -919,11 +1008,89 @@ static void on_info_timer(uv_timer_t *t)
 	evd_nats_refresh_info(t->data);
 }
 
+/* ---- the loop's I/O (nats_io.c) ---- */
+
+/*
+ * Why the loop model (nats_conn.h), measured with tests/bench/publish_bench.py (512-byte
+ * events, wrk 2 threads, 5 s runs, --baseline = the build before issue 9) on the 2-core machine
+ * while other work loaded it (load average 10-12: absolute figures move a lot, compare within
+ * a run). Two runs, baseline -> loop model:
+ *   16 connections: p50 1.01 / 1.06 ms -> 0.51 / 0.54 ms; 13.8k / 11.8k -> 26.0k / 21.2k req/s;
+ *                   eventingd CPU per event 50.9 / 39.4 -> 14.5 / 16.9 us
+ *   64 connections: 21.3k / 22.4k -> 19.8k / 20.1k req/s (0.90-0.93x); eventingd CPU per event
+ *                   28.1 / 27.4 -> 13.2 / 13.8 us, nats-server's 9.5 / 9.3 -> 12.8 / 13.0 us
+ *                   (one write per loop iteration: smaller writes than the 1 ms flusher's)
+ * The alternatives, in runs of their own: SendAsap alone 19.0k req/s at 64 and p50 0.94 ms at 16
+ * (that run's baseline 25.3k, 0.99 ms); nats.c's socket on the loop with acks still through
+ * nats.c's delivery thread and the bridge 20.9k, 0.84 ms. Of the loop model's gain, about 8 us
+ * per event came from freeing messages on the loop instead of nats.c's GC thread
+ * (evd_nats_msg_free: 22.0 -> 13.2 us at 64 connections).
+ */
+
+/*
+ * nats.c reads and writes a TLS socket with SSL_read/SSL_write, which wait for the socket inside
+ * the call (comsock.c natsSock_WaitReady) without any deadline when an event loop is attached:
+ * a TLS server that stalls mid-record would freeze the loop. TLS connections (nats.tls.* keys or
+ * a tls:// URL) therefore keep nats.c's reader and flusher threads with the write deadline, and
+ * their messages cross through the bridge. A server that demands TLS of a nats:// URL makes
+ * nats.c upgrade on its own; configure nats.tls.* for such a server.
+ */
+static bool loop_io_possible(const struct evd_nats *n)
+{
+	return !n->tls_ca && !n->tls_cert && !strstr(n->url, "tls://");
+}
+
+/* Loop, after every read event: the parser may have queued messages for our subscriptions. */
+static void after_read(void *data)
+{
+	struct evd_nats *n = data;
+
+	for (struct evd_nats_sublink *l = n->subs.next, *next; l != &n->subs; l = next) {
+		next = l->next;
+		evd_nats_sub_drain_link(l);
+	}
+}
+
+
+void evd_nats_flush(struct evd_nats *n)
+{
+	if (n->loop_io)
+		evd_nats_io_flush(&n->io);
+}
+
+bool evd_nats_loop_io(const struct evd_nats *n)
+{
+	return n->loop_io;
+}
+
 /* ---- public ---- */
 
 static char *dup_or_null(const char *s)
 {
 	return s ? evd_xstrdup(s) : NULL;
+}
+
+/* n->url ("nats://a:4222,nats://u:p%40w@b:4222") -> n->servers, decoded for nats.c. */
+static int split_servers(struct evd_nats *n)
+{
+	const char *p = n->url;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		char *one = evd_xstrndup(p, len), *decoded = NULL, why[160];
+		int rc = evd_config_url_decode(one, &decoded, why, sizeof(why));
+
+		free(one);
+		if (rc < 0) {
+			evd_log_error("nats", "nats.url: %s", why);
+			return rc;
+		}
+		n->servers = evd_xrealloc(n->servers, (size_t)(n->nservers + 1) * sizeof(*n->servers));
+		n->servers[n->nservers++] = decoded;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
 }
 
 /* The copies of the configuration that evd_nats_new() took. */
@@ -932,6 +1099,9 @@ static void free_settings(struct evd_nats *n)
 	evd_nats_stream_spec_free(&n->spec);
 	free(n->url);
 	free(n->url_shown);
+	for (int i = 0; i < n->nservers; i++)
+		free(n->servers[i]);
+	free(n->servers);
 	free(n->creds);
 	free(n->token);
 	free(n->user);
@@ -952,9 +1122,10 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	n->on_state = on_state;
 	n->data = data;
 	n->state = EVD_NATS_CONNECTING;
-	n->max_pending = DEFAULT_MAX_PENDING;
 	n->url = evd_xstrdup(url);
 	n->url_shown = evd_nats_redact_urls(url);
+	if ((err = split_servers(n)) < 0)
+		goto fail_mutex;
 	n->creds = dup_or_null(cfg->nats.creds);
 	n->token = dup_or_null(cfg->nats.token);
 	n->user = dup_or_null(cfg->nats.user);
@@ -971,31 +1142,25 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 		goto fail_mutex;
 	if ((err = uv_cond_init(&n->ev_cond)) < 0)
 		goto fail_cond;
+	n->loop_io = loop_io_possible(n);
+	if (n->loop_io && (err = evd_nats_io_init(&n->io, loop, bridge, after_read, n)) < 0)
+		goto fail_io;
 	/* Timers are not active until started: they keep no loop alive. */
 	uv_timer_init(loop, &n->retry_timer);
 	uv_timer_init(loop, &n->info_timer);
 	n->retry_timer.data = n->info_timer.data = n;
-	n->open_handles = 2;
+	n->open_handles = n->loop_io ? 5 : 2;
 	*out = n;
 	return 0;
 
+fail_io:
+	uv_cond_destroy(&n->ev_cond);
 fail_cond:
 	uv_mutex_destroy(&n->ev_lock);
 fail_mutex:
 	free_settings(n);
 	free(n);
 	return err;
-}
-
-void evd_nats_set_pub_ack_handler(struct evd_nats *n, jsPubAckHandler handler, void *closure)
-{
-	n->ack_handler = handler;
-	n->ack_closure = closure;
-}
-
-void evd_nats_set_pub_max_pending(struct evd_nats *n, int64_t max_pending)
-{
-	n->max_pending = max_pending > 0 ? max_pending : DEFAULT_MAX_PENDING;
 }
 
 int evd_nats_start(struct evd_nats *n)
@@ -1011,6 +1176,11 @@ int evd_nats_start(struct evd_nats *n)
 enum evd_nats_state evd_nats_state(const struct evd_nats *n)
 {
 	return n->state;
+}
+
+const char *evd_nats_last_error(const struct evd_nats *n)
+{
+	return n->last_error;
 }
 
 natsConnection *evd_nats_connection(struct evd_nats *n)
@@ -1075,6 +1245,7 @@ void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out)
 		else
 			cJSON_AddNullToObject(stream, "max_age_ms");
 		cJSON_AddNumberToObject(stream, "replicas", (double)(c->Replicas > 0 ? c->Replicas : 1));
+		cJSON_AddNumberToObject(stream, "duplicate_window_ms", (double)(c->Duplicates / 1000000));
 		if (c->MaxBytes > 0)
 			cJSON_AddNumberToObject(stream, "usage_ratio",
 						(double)n->si->State.Bytes / (double)c->MaxBytes);
@@ -1108,20 +1279,12 @@ static void close_on_worker(struct evd_bridge_item *item)
 	uv_mutex_lock(&n->ev_lock);
 	n->ev_stop = true;
 	uv_mutex_unlock(&n->ev_lock);
-	if (n->nc)
-		close_and_wait(n);
-	/*
-	 * No ack handler call may run once we return (the publish module frees its sink after
-	 * on_closed): wait for those already running, turn away later ones.
-	 */
-	uv_mutex_lock(&n->ev_lock);
-	n->acks_stopped = true;
-	while (n->acks_running > 0)
-		uv_cond_wait(&n->ev_cond, &n->ev_lock);
-	uv_mutex_unlock(&n->ev_lock);
 	if (!n->nc)
 		return;
+	close_and_wait(n);
 	jsCtx_Destroy(n->js);
+	if (n->loop_io)
+		evd_nats_io_wait_detached(&n->io);
 	natsConnection_Destroy(n->nc);
 	n->js = NULL;
 	n->nc = NULL;
@@ -1162,6 +1325,8 @@ static void nats_free(struct evd_nats *n)
 	free_settings(n);
 	uv_mutex_destroy(&n->ev_lock);
 	uv_cond_destroy(&n->ev_cond);
+	if (n->loop_io)
+		evd_nats_io_destroy(&n->io);
 	free(n);
 	if (on_closed)
 		on_closed(closed_data);
@@ -1183,6 +1348,8 @@ static void close_on_loop(struct evd_bridge_item *item)
 	evd_log_info("nats", "connection closed");
 	uv_close((uv_handle_t *)&n->retry_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&n->info_timer, on_handle_closed);
+	if (n->loop_io)
+		evd_nats_io_close(&n->io, on_handle_closed, n);
 }
 
 static void submit_close(struct evd_nats *n)
@@ -1207,7 +1374,7 @@ void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *dat
 		 * close their subscriptions first. Any still open is closed here, and the close work
 		 * starts when the last one has ended (evd_nats_unlink_sub).
 		 */
-		evd_log_warn("nats", "closing: waiting for subscriptions still open to end");
+		evd_log_debug("nats", "closing: ending the subscriptions still open first");
 		n->close_waits_for_subs = true;
 		for (struct evd_nats_sublink *l = n->subs.next, *next; l != &n->subs; l = next) {
 			next = l->next;

@@ -1,14 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Loop subscriptions (nats_sub.h): nats.c's async subscription -> vector -> bridge -> loop.
+ * Loop subscriptions (nats_sub.h), two ways, chosen by the link (evd_nats_loop_io):
  *
- * The same shape as the publish acks (publish_js.c): nats.c's delivery thread appends the natsMsg*
- * to a mutex-protected vector and posts the subscription's one bridge item when the vector was
- * empty; the loop swaps the vector out whole (double buffering, so no allocation per message on
- * nats.c's thread once warm) and hands the batch to on_msgs.
+ * On the loop (plain TCP, nats_io.c): nats.c's parser runs on the loop inside
+ * natsConnection_ProcessReadEvent and appends each message to the synchronous subscription's
+ * queue; right after that read event, nats_conn.c's after_read calls evd_nats_sub_drain_link,
+ * which takes the queue with natsSubscription_GetPending + natsSubscription_NextMsg(.., 0)
+ * (sub.c: with timeout 0 it only takes the head under the subscription's lock, never waits) and
+ * hands the batch to on_msgs. No thread, no hop. A synchronous subscription has no on-complete
+ * (natsSubscription_SetOnCompleteCB refuses one without a message callback), and needs none:
+ * only the loop takes its messages, so once it is unsubscribed on the loop, or its connection
+ * closed (GetPending then fails, and the link tells us: conn_lost), nothing more comes.
  *
- * What this relies on in nats.c 3.4.1 (read in its sources, src/nats.c _deliverMsgs, src/sub.c,
- * src/conn.c, src/msg.c):
+ * Through the bridge (TLS: nats.c's own reader thread): an async subscription, nats.c's delivery
+ * thread appends the natsMsg* to a mutex-protected vector and posts the subscription's one
+ * bridge item when the vector was empty; the loop swaps the vector out whole (double buffering,
+ * so no allocation per message on nats.c's thread once warm) and hands the batch to on_msgs.
+ *
+ * What the bridge way relies on in nats.c 3.4.1 (read in its sources, src/nats.c _deliverMsgs,
+ * src/sub.c, src/conn.c, src/msg.c):
  *   - With global message delivery (nats_conn.c sets it) a subscription is bound to one delivery
  *     worker; its messages and the control message that closes it travel through that worker's
  *     one FIFO. The on-complete callback runs from the close control message, after the message
@@ -57,6 +67,11 @@ struct evd_nats_sub {
 	char *subject;
 
 	/* Loop only. */
+	bool loop_io;  /* a synchronous subscription drained on the loop */
+	natsMsg **lv;  /* loop_io: the batch being taken */
+	size_t lv_cap;
+	natsMsg **sv;  /* loop_io: status messages taken from the parser (take_status) */
+	size_t sn, sv_cap;
 	size_t lent;   /* messages handed to on_msgs and not yet returned */
 	bool closing;  /* evd_nats_sub_close was called (or the connection went away) */
 	bool in_batch; /* on_item is running: it checks for the end itself */
@@ -118,11 +133,24 @@ static void on_nats_complete(void *closure)
 
 /* ---- loop ---- */
 
+/* Loop, synchronous subscriptions: nothing more will come; on_item ends s once all is back. */
+static void set_completed(struct evd_nats_sub *s)
+{
+	uv_mutex_lock(&s->lock);
+	s->completed = true;
+	post_locked(s);
+	uv_mutex_unlock(&s->lock);
+}
+
 static void sub_free(struct evd_nats_sub *s)
 {
 	uv_mutex_destroy(&s->lock);
 	free(s->v);
 	free(s->spare);
+	free(s->lv);
+	for (size_t i = 0; i < s->sn; i++)
+		natsMsg_Destroy(s->sv[i]);
+	free(s->sv);
 	free(s->subject);
 	free(s);
 }
@@ -198,7 +226,22 @@ int evd_nats_sub_new(struct evd_nats *n, const char *subject, const char *queue,
 	s->on_closed = on_closed;
 	s->data = data;
 	s->subject = evd_xstrdup(subject);
+	s->loop_io = evd_nats_loop_io(n);
 
+	if (s->loop_io) {
+		if (queue)
+			st = natsConnection_QueueSubscribeSync(&s->ns, nc, subject, queue);
+		else
+			st = natsConnection_SubscribeSync(&s->ns, nc, subject);
+		if (st != NATS_OK) {
+			err = evd_nats_status_to_err(st, "subscribing");
+			sub_free(s);
+			return err;
+		}
+		evd_nats_link_sub(n, &s->link);
+		*out = s;
+		return 0;
+	}
 	if (queue)
 		st = natsConnection_QueueSubscribe(&s->ns, nc, subject, queue, on_nats_msg, s);
 	else
@@ -249,6 +292,8 @@ void evd_nats_sub_close(struct evd_nats_sub *s)
 	st = natsSubscription_Unsubscribe(s->ns);
 	if (st != NATS_OK && st != NATS_CONNECTION_CLOSED && st != NATS_INVALID_SUBSCRIPTION)
 		evd_log_warn("nats", "unsubscribing from %s: %s", s->subject, natsStatus_GetText(st));
+	if (s->loop_io)
+		set_completed(s); /* only the loop takes its messages: none will come */
 }
 
 int evd_nats_sub_settle(struct evd_nats_sub *s, natsMsg *msg, enum evd_settle kind, int64_t delay_ms)
@@ -291,7 +336,7 @@ int evd_nats_sub_settle(struct evd_nats_sub *s, natsMsg *msg, enum evd_settle ki
 
 void evd_nats_sub_msg_done(struct evd_nats_sub *s, natsMsg *msg)
 {
-	natsMsg_Destroy(msg);
+	evd_nats_msg_free(msg);
 	if (--s->lent || s->in_batch)
 		return;
 	uv_mutex_lock(&s->lock);
@@ -308,6 +353,103 @@ void evd_nats_sub_conn_lost(struct evd_nats_sublink *l)
 
 	s->nc = NULL;
 	s->closing = true;
+	if (s->loop_io)
+		set_completed(s);
+}
+
+/* NATS subject matching: `*` one token, `>` the rest. */
+static bool subject_matches(const char *pattern, const char *subject)
+{
+	while (*pattern && *subject) {
+		if (pattern[0] == '>' && pattern[1] == '\0')
+			return true;
+		if (pattern[0] == '*' && (pattern[1] == '.' || pattern[1] == '\0')) {
+			pattern++;
+			while (*subject && *subject != '.')
+				subject++;
+		} else {
+			size_t t = strcspn(pattern, ".");
+			if (strncmp(pattern, subject, t) != 0 || (subject[t] != '.' && subject[t] != '\0'))
+				return false;
+			pattern += t;
+			subject += t;
+		}
+		if (*pattern != *subject)
+			return false;
+		if (*pattern == '.') {
+			pattern++;
+			subject++;
+		}
+	}
+	return *pattern == '\0' && *subject == '\0';
+}
+
+bool evd_nats_sub_take_status(struct evd_nats_sublink *l, natsMsg *msg)
+{
+	struct evd_nats_sub *s = of_link(l);
+	const char *subject = natsMsg_GetSubject(msg);
+
+	if (!s->loop_io || !s->nc || s->closing || !subject || !subject_matches(s->subject, subject))
+		return false;
+	if (s->sn == s->sv_cap) {
+		s->sv_cap = s->sv_cap ? 2 * s->sv_cap : 16;
+		s->sv = evd_xrealloc(s->sv, s->sv_cap * sizeof(*s->sv));
+	}
+	s->sv[s->sn++] = msg;
+	return true;
+}
+
+void evd_nats_sub_drain_link(struct evd_nats_sublink *l)
+{
+	struct evd_nats_sub *s = of_link(l);
+	natsMsg *m;
+	size_t n = 0;
+	int pending = 0;
+
+	if (!s->loop_io || s->nc == NULL || !s->ns)
+		return;
+	uv_mutex_lock(&s->lock);
+	bool completed = s->completed;
+	uv_mutex_unlock(&s->lock);
+	if (completed)
+		return;
+	/* GetPending first: NextMsg on an empty queue records an error text (nats_setError). */
+	if (natsSubscription_GetPending(s->ns, &pending, NULL) != NATS_OK) {
+		set_completed(s); /* nats.c closed it with its connection */
+		return;
+	}
+	if (pending < 0)
+		pending = 0;
+	size_t want = (size_t)pending + s->sn;
+	if (!want)
+		return;
+	if (want > s->lv_cap) {
+		s->lv_cap = want > 2 * s->lv_cap ? want : 2 * s->lv_cap;
+		s->lv = evd_xrealloc(s->lv, s->lv_cap * sizeof(*s->lv));
+	}
+	for (size_t i = 0; i < s->sn; i++)
+		s->lv[n++] = s->sv[i];
+	s->sn = 0;
+	/* A status left in the queue makes NextMsg fail (NATS_NO_RESPONDERS): go on past it. */
+	for (int k = 0; k < pending; k++) {
+		natsStatus st = natsSubscription_NextMsg(&m, s->ns, 0);
+		if (st == NATS_OK)
+			s->lv[n++] = m;
+		else if (st != NATS_NO_RESPONDERS)
+			break;
+	}
+	if (!n)
+		return;
+	s->lent += n;
+	s->in_batch = true;
+	s->on_msgs(s, s->lv, n, s->data);
+	s->in_batch = false;
+	if (s->lent == 0) {
+		uv_mutex_lock(&s->lock);
+		if (s->completed)
+			post_locked(s);
+		uv_mutex_unlock(&s->lock);
+	}
 }
 
 void evd_nats_sub_close_link(struct evd_nats_sublink *l)

@@ -7,9 +7,11 @@
  *
  * Lifetime: evd_nats_sub_new subscribes on the link's current connection. evd_nats_sub_close
  * unsubscribes; messages that still arrive are handed to on_msgs as usual until on_closed.
- * natsSubscription_Destroy runs only after nats.c's on-complete callback has fired AND every
- * message handed out was returned with evd_nats_sub_msg_done (nats.c's natsMsg may refer to its
- * subscription); then on_closed(s, data) runs on the loop and s is freed when it returns.
+ * natsSubscription_Destroy runs only after nats.c is done with the subscription (its on-complete
+ * callback has fired; for a subscription read on the loop, nats_sub.c: once it is unsubscribed
+ * or its connection closed) AND every message handed out was returned with
+ * evd_nats_sub_msg_done (nats.c's natsMsg may refer to its subscription); then on_closed(s, data)
+ * runs on the loop and s is freed when it returns.
  * When the link's connection is CLOSED by nats.c (evd_nats state EVD_NATS_CLOSED), every sub on
  * it ends the same way (on_closed, once its messages are done); the owner subscribes anew on the
  * next READY. No callback runs after on_closed.

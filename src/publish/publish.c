@@ -116,6 +116,13 @@ static void req_put(struct evd_pub_req *r)
 	p->npool++;
 }
 
+void evd_publish_log_access(struct evd_publish *p, const struct evd_http_request *req, int status,
+			    size_t resp_bytes)
+{
+	if (p->access)
+		evd_access_log_line(p->access, req, status, resp_bytes);
+}
+
 void evd_pub_respond(struct evd_pub_req *r, int status, const char *ctype, const char *extra,
 		     const void *body, size_t len)
 {
@@ -444,7 +451,7 @@ static void apply_config(struct evd_publish *p, const struct evd_config *cfg)
 	p->cfg = cfg;
 	p->legacy_copy = cfg->publish.legacy_prefixed_copy;
 	uint32_t want = cfg->publish.max_in_flight;
-	/* nats.c's MaxPending was fixed at start; keep room for a batch under it. */
+	/* The bound sized at start (max_pending); keep room for a batch under it. */
 	int64_t room = p->max_pending - EVD_PUB_MAX_BATCH - 2;
 	if ((int64_t)want > room) {
 		evd_log_warn("publish",
@@ -500,6 +507,7 @@ void evd_publish_backend_state(struct evd_publish *p, bool ready)
 {
 	p->backend_ready = ready;
 	if (ready) {
+		evd_pub_js_backend_ready(p);
 		struct evd_nats *n = evd_daemon_nats(p->daemon);
 		natsConnection *nc = n ? evd_nats_connection(n) : NULL;
 		char url[256] = "";

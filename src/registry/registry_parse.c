@@ -837,7 +837,8 @@ static bool json_number(const char *v)
  * numbers; a number JSON can write as is stays byte-exact, so large integers are not rounded);
  * everything else is a string. strings: every non-null scalar is a string, as in Kyma's
  * v1alpha2 spec (all strings, config a map[string]string) and in labels and annotations, so
- * `maxInFlightMessages: 10` shows as "10" like kubectl would show it.
+ * `maxInFlightMessages: 10` shows as "10" like kubectl would show it. The recursion is bounded:
+ * config_yaml.c refuses nesting deeper than 64 levels.
  */
 static cJSON *yaml_json(const struct evd_yaml_node *n, bool strings)
 {

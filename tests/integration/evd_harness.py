@@ -21,19 +21,9 @@ import traceback
 EVENTINGD = os.environ.get("EVENTINGD", "eventingd")
 NATS_SERVER = shutil.which(os.environ.get("NATS_SERVER", "nats-server"))
 TIME_SCALE = float(os.environ.get("EVD_TEST_TIME_SCALE", "1"))
-
-
-def scaled(seconds):
-    return seconds * TIME_SCALE
-
-
+def scaled(seconds): return seconds * TIME_SCALE
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer", "ERROR: UndefinedBehaviorSanitizer")
-TIME_SCALE = float(os.environ.get("EVD_TEST_TIME_SCALE", "1"))
-
-
-def scaled(seconds):
-    return seconds * TIME_SCALE
 
 
 class Skip(Exception):

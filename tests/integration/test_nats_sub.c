@@ -15,6 +15,11 @@
  *   6. evd_nats_close with a subscription left open: it is closed, on_closed runs, then the link.
  *   7. the link's connection CLOSED by nats.c (the server comes back with other credentials):
  *      the subscription ends by itself, settle says -ENOTCONN, a new one works after READY.
+ *   9. (before 8) a server that stops reading (SIGSTOP) while the loop writes to it: the loop
+ *      drops the connection within seconds (nats_io.c's write stall check; nats.c's pings would
+ *      take 20 s and more), never blocks, and is READY again after SIGCONT.
+ *   8. over TLS (nats.tls.ca): the link keeps nats.c's threads and the messages cross through
+ *      the bridge; the same receive / ACK / close (needs openssl to make the certificates).
  * Exit 77 (skip) when nats-server is not installed.
  */
 #include <errno.h>
@@ -35,6 +40,7 @@
 #include "../unit/unit.h"
 #include "nats/nats_bridge.h"
 #include "nats/nats_conn.h"
+#include "nats/nats_internal.h"
 #include "nats/nats_sub.h"
 
 #define DELIVER "_EVD.deliver.c1"
@@ -97,6 +103,8 @@ static int free_port(void)
 	return port;
 }
 
+static bool tls; /* start_server with the certificates of make_certs */
+
 /* pass: NULL for no authorization, else user "evd" with that password. */
 static void start_server(const char *pass)
 {
@@ -116,7 +124,14 @@ static void start_server(const char *pass)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		if (pass)
+		if (tls) {
+			char cert[600], key[600];
+
+			snprintf(cert, sizeof(cert), "%s/srv.pem", store_dir);
+			snprintf(key, sizeof(key), "%s/srv.key", store_dir);
+			execl(server_bin, server_bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd",
+			      store_dir, "--tls", "--tlscert", cert, "--tlskey", key, (char *)NULL);
+		} else if (pass)
 			execl(server_bin, server_bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd",
 			      store_dir, "--user", "evd", "--pass", pass, (char *)NULL);
 		else
@@ -296,9 +311,15 @@ static jsCtx *tjs;
 static void test_connect(const char *user, const char *pass)
 {
 	natsOptions *o = NULL;
+	char ca[600];
 
 	natsOptions_Create(&o);
 	natsOptions_SetURL(o, url);
+	if (tls) {
+		snprintf(ca, sizeof(ca), "%s/ca.pem", store_dir);
+		natsOptions_SetSecure(o, true);
+		natsOptions_LoadCATrustedCertificates(o, ca);
+	}
 	if (user)
 		natsOptions_SetUserInfo(o, user, pass);
 	natsOptions_SetMaxReconnect(o, 60);
@@ -413,6 +434,7 @@ static void test_settle_and_lifetime(void)
 	CHECK_INT(evd_nats_sub_new(n, DELIVER, GROUP, on_msgs, on_sub_closed, NULL, &s), -ENOTCONN);
 	CHECK_INT(evd_nats_start(n), 0);
 	CHECK(wait_state(n, EVD_NATS_READY, 20000));
+	CHECK(evd_nats_loop_io(n)); /* plain TCP: the socket on the loop */
 	test_connect(NULL, NULL);
 	add_consumer();
 
@@ -617,6 +639,116 @@ static void test_connection_closed(void)
 	kill_server();
 }
 
+/* A CA and a server certificate for 127.0.0.1 in store_dir; false when openssl is missing. */
+static bool make_certs(void)
+{
+	char cmd[4096];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && "
+		 "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
+		 "-subj /CN=evd-test-ca && "
+		 "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 && "
+		 "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem "
+		 "-days 1 -extfile ext.cnf",
+		 store_dir);
+	if (system("command -v openssl >/dev/null 2>&1") != 0)
+		return false;
+	strncat(cmd, " >/dev/null 2>&1", sizeof(cmd) - strlen(cmd) - 1);
+	return system(cmd) == 0;
+}
+
+/* 9. The write stall check of the loop model. */
+static void test_write_stall(void)
+{
+	struct evd_config cfg;
+	struct evd_bridge *b = NULL;
+	struct evd_nats *n = NULL;
+	static char big[64 * 1024];
+	uint64_t t0, t1;
+	int sent = 0;
+
+	server_port = free_port();
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", server_port);
+	start_server(NULL);
+	test_config(&cfg);
+	CHECK_INT(evd_bridge_new(&loop, &b), 0);
+	CHECK_INT(evd_nats_new(&loop, b, &cfg, url, NULL, NULL, &n), 0);
+	CHECK_INT(evd_nats_start(n), 0);
+	CHECK(wait_state(n, EVD_NATS_READY, 20000));
+	memset(big, 'x', sizeof(big));
+	kill(server_pid, SIGSTOP);
+	/* 16 MiB at most, more than the socket buffers on both sides hold, written by the loop. */
+	t0 = uv_hrtime();
+	while (sent < 256 && evd_nats_state(n) == EVD_NATS_READY) {
+		natsConnection *nc = evd_nats_connection(n);
+
+		if (!nc || natsConnection_Publish(nc, "stall.test", big, (int)sizeof(big)) != NATS_OK)
+			break;
+		sent++;
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	t1 = uv_hrtime();
+	CHECK(t1 - t0 < 2000000000ull); /* the loop never waited for the server */
+	CHECK(wait_state(n, EVD_NATS_DISCONNECTED, 8000));
+	kill(server_pid, SIGCONT);
+	CHECK(wait_state(n, EVD_NATS_READY, 30000));
+	close_link(n, b);
+	kill_server();
+}
+
+/* 8. TLS: nats.c's threads, messages through the bridge, the same API. */
+static void test_tls(void)
+{
+	struct evd_config cfg;
+	struct evd_bridge *b = NULL;
+	struct evd_nats *n = NULL;
+	struct evd_nats_sub *s = NULL;
+	char ca[600];
+
+	if (!make_certs()) {
+		printf("openssl missing or failed: TLS part skipped\n");
+		return;
+	}
+	tls = true;
+	server_port = free_port();
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", server_port);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", store_dir);
+	start_server(NULL);
+	test_config(&cfg);
+	cfg.nats.tls.ca = ca;
+	CHECK_INT(evd_bridge_new(&loop, &b), 0);
+	CHECK_INT(evd_nats_new(&loop, b, &cfg, url, NULL, NULL, &n), 0);
+	CHECK_INT(evd_nats_start(n), 0);
+	CHECK(wait_state(n, EVD_NATS_READY, 20000));
+	CHECK(!evd_nats_loop_io(n)); /* TLS: nats.c's threads, the bridge way */
+	test_connect(NULL, NULL);
+	reset_got();
+	closed_calls = 0;
+	CHECK_INT(evd_nats_sub_new(n, DELIVER, GROUP, on_msgs, on_sub_closed, NULL, &s), 0);
+	publish("over-tls");
+	{
+		int i = wait_payload(s, "over-tls", 15000);
+
+		CHECK(i >= 0);
+		if (i >= 0) {
+			settle(s, i, EVD_SETTLE_ACK, 0);
+			done(s, i);
+		}
+	}
+	CHECK(wait_ack_pending(0, 10000));
+	in_call = true;
+	evd_nats_sub_close(s);
+	in_call = false;
+	done_all(s);
+	CHECK(wait_closed(1, 10000));
+	CHECK(!closed_inside_call);
+	test_disconnect();
+	close_link(n, b);
+	kill_server();
+	tls = false;
+}
+
 static void remove_tree(const char *dir)
 {
 	char cmd[700];
@@ -641,6 +773,8 @@ int main(void)
 
 	test_settle_and_lifetime();
 	test_connection_closed();
+	test_write_stall();
+	test_tls();
 
 	CHECK_INT(uv_loop_close(&loop), 0);
 	kill_server();

@@ -408,7 +408,7 @@ static void test_status_print(void)
 		  "SUBSCRIPTIONS  /etc/eventingd/subscriptions.d: 2 active, 1 ready, 0 of 2 files failed\n"
 		  "  NAMESPACE/NAME  READY  TYPES  PENDING  AS OF    DELIVERED  FAILED  SINK\n"
 		  "  default/orders  yes        2        3  4 s ago        120       2  http://127.0.0.1:1/\n"
-		  "      last delivery failure: HTTP 500 (2026-12-01T14:49:00Z)\n"
+		  "      last delivery failure (70 s ago): HTTP 500\n"
 		  "  team/new-one    no         1        -  -                -       -  http://127.0.0.1:2/x\n"
 		  "      error: creating or verifying consumers: 1 of 2 ready\n"
 		  "      warning: w1\n"

@@ -256,8 +256,77 @@ static void test_structured(void)
 	evd_buf_free(&err);
 }
 
+/* The attempt table against a plain array, through inserts, deletes and garbage collection. */
+static void test_track(void)
+{
+	struct evd_dispatch_track t = { 0 };
+	enum { N = 5000 };
+	static uint32_t ref[N + 1]; /* attempts + 1 when present, 0 when absent */
+	unsigned bad = 0;
+	uint64_t x = 88172645463325252ull;
+
+	CHECK(evd_dispatch_track_find(&t, 1) == NULL);
+	evd_dispatch_track_del(&t, 1); /* absent: nothing */
+	for (int round = 0; round < 200000; round++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		uint64_t seq = 1 + x % N;
+		struct dtrack *e = evd_dispatch_track_find(&t, seq);
+		if ((e != NULL) != (ref[seq] != 0) || (e && e->attempts + 1 != ref[seq])) {
+			bad++;
+			continue;
+		}
+		if (x & 0x100) {
+			if (e) {
+				evd_dispatch_track_del(&t, seq);
+				ref[seq] = 0;
+			}
+		} else if (e) {
+			e->attempts++; /* a failed attempt: the entry stays while it backs off */
+			ref[seq]++;
+		} else {
+			struct dtrack v = { .seq = seq, .attempts = (uint32_t)(x % 3) };
+			evd_dispatch_track_put(&t, &v);
+			ref[seq] = v.attempts + 1;
+		}
+	}
+	CHECK_INT(bad, 0);
+	size_t n = 0;
+	for (size_t i = 1; i <= N; i++)
+		n += ref[i] != 0;
+	CHECK_INT(t.n, n);
+	CHECK(t.n * 2 <= t.cap);
+
+	/* gc forgets only what is neither live nor recent. */
+	evd_dispatch_track_free(&t);
+	struct dmsg *live = (struct dmsg *)&t; /* any non-NULL pointer: never dereferenced */
+	for (uint64_t s = 1; s <= 1000; s++) {
+		struct dtrack v = { .seq = s, .attempts = 1, .touched = s <= 500 ? 100 : 5000,
+				    .live = s % 100 == 0 ? live : NULL };
+		evd_dispatch_track_put(&t, &v);
+	}
+	evd_dispatch_track_gc(&t, 10000, 6000);
+	/* Kept: touched at 5000 (age 5000 < 6000), and the live ones among the old. */
+	CHECK_INT(t.n, 500 + 5);
+	CHECK(evd_dispatch_track_find(&t, 100) != NULL);
+	CHECK(evd_dispatch_track_find(&t, 101) == NULL);
+	CHECK(evd_dispatch_track_find(&t, 501) != NULL);
+	evd_dispatch_track_gc(&t, 100000, 6000);
+	CHECK_INT(t.n, 10); /* only the live ones */
+	CHECK(t.cap <= 64);
+	evd_dispatch_track_free(&t);
+
+	/* After a restart JetStream's count is all there is. */
+	CHECK_INT(evd_dispatch_prior_attempts(0), 0);
+	CHECK_INT(evd_dispatch_prior_attempts(1), 0);
+	CHECK_INT(evd_dispatch_prior_attempts(2), 1);
+	CHECK_INT(evd_dispatch_prior_attempts(101), 100);
+	CHECK_INT(evd_dispatch_prior_attempts(UINT64_MAX), UINT32_MAX);
+}
+
 int main(void)
 {
+	fprintf(stderr, "-- attempt table\n");
+	test_track();
 	fprintf(stderr, "-- classify\n");
 	test_classify();
 	fprintf(stderr, "-- backoff\n");
