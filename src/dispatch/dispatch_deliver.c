@@ -270,6 +270,19 @@ static void permanent(struct evd_dispatch *d, struct dmsg *dm, const char *reaso
 	finish(d, dm, EVD_SETTLE_TERM, 0);
 }
 
+/* The response_code label without printf (one per attempt). */
+static void code_str(int code, char out[16])
+{
+	if (code >= 100 && code <= 999) {
+		out[0] = (char)('0' + code / 100);
+		out[1] = (char)('0' + code / 10 % 10);
+		out[2] = (char)('0' + code % 10);
+		out[3] = '\0';
+	} else {
+		snprintf(out, 16, "%d", code);
+	}
+}
+
 static void complete(struct evd_dispatch *d, struct dmsg *dm, const struct evd_http_client_result *res)
 {
 	struct dbinding *b = dm->b;
@@ -282,7 +295,7 @@ static void complete(struct evd_dispatch *d, struct dmsg *dm, const struct evd_h
 							     reason, sizeof(reason), &code);
 	if (v != EVD_DV_REQUEUE && d->m_delivery) {
 		char codebuf[16];
-		snprintf(codebuf, sizeof(codebuf), "%d", code);
+		code_str(code, codebuf);
 		const char *type = dm->type ? dm->type : "";
 		const char *l[] = { s->name, s->ns, type, s->sink.url, codebuf, b->name };
 		evd_metric_add(d->m_delivery, l, 1);

@@ -207,7 +207,7 @@ struct evd_dispatch {
 	uv_timer_t drain_timer;
 	uint64_t last_gc;
 	int open_handles;
-	bool stopping, drained_called, freeing;
+	bool stopping, stop_returned, drained_called, freeing;
 	void (*on_stopped)(void *data);
 	void *stopped_data;
 
