@@ -144,9 +144,27 @@ def test_binary_204_stored_with_nats_binding_headers(tmp):
 def test_aliases_v2_and_events_behave_as_publish(tmp):
     _, evd, js = setup(tmp)
     n = js.count()
-    assert post(evd, "/app/v2/events", b"{}", binary_headers(id_="v2"))[0] == 204
-    assert post(evd, "/app/events", b"{}", binary_headers(id_="ev"))[0] == 204
-    assert js.count() == n + 2
+    # The same event through each route; what is stored must be what /publish stores.
+    stored = {}
+    for path in ("/publish", "/app/v2/events", "/app/events"):
+        status, _, body = post(evd, path, b'{"n":1}', binary_headers(
+            type_="order.created.v1", source="/shop/eu", id_="id " + path,
+            extra={"ce-myext": "x y", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}))
+        assert (status, body) == (204, b""), (path, status, body)
+        n += 1
+        assert js.count() == n, path
+        subject, hdrs, data = js.last()
+        assert subject == "kyma.shopeu.order.created.v1", (path, subject)
+        assert data == b'{"n":1}', (path, data)
+        assert hdrs["ce-id"] == "id%20" + path, hdrs
+        hdrs = {k: v for k, v in hdrs.items() if k not in ("ce-id", "Nats-Msg-Id")}
+        stored[path] = hdrs
+    assert stored["/publish"]["ce-type"] == "order.created.v1", stored
+    assert stored["/publish"]["ce-source"] == "/shop/eu", stored
+    assert stored["/publish"]["ce-myext"] == "x%20y", stored
+    assert stored["/publish"]["ce-traceparent"].startswith("00-0af76519"), stored
+    assert stored["/app/v2/events"] == stored["/publish"], stored
+    assert stored["/app/events"] == stored["/publish"], stored
 
 
 def test_prefixed_type_is_cleaned_and_has_no_originaltype(tmp):
@@ -410,7 +428,10 @@ def test_503_shed_beyond_max_in_flight(tmp):
         req = (b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nce-specversion: 1.0\r\n"
                b"ce-type: a.b\r\nce-source: s\r\nce-id: slow\r\nContent-Length: 2\r\n\r\n{}")
         s.sendall(req)
-        time.sleep(0.3)
+        # Wait until that publish is in flight (sampling after a fixed sleep raced it on a
+        # loaded machine: the second request could be first).
+        wait_for(lambda: "eventingd_publish_in_flight 1" in
+                 http_request("GET", evd.admin + "/metrics")[2].decode(), what="one publish in flight")
         status, h, body = post(evd, "/publish", b"{}", binary_headers(id_="shed"))
         assert status == 503 and h.get("retry-after") == "1", (status, h, body)
         assert b"max_in_flight" in body, body
