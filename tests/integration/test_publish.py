@@ -157,6 +157,7 @@ def test_aliases_v2_and_events_behave_as_publish(tmp):
         assert subject == "kyma.shopeu.order.created.v1", (path, subject)
         assert data == b'{"n":1}', (path, data)
         assert hdrs["ce-id"] == "id%20" + path, hdrs
+        assert len(hdrs.get("Nats-Msg-Id", "")) == 32, (path, hdrs)  # deduplication
         hdrs = {k: v for k, v in hdrs.items() if k not in ("ce-id", "Nats-Msg-Id")}
         stored[path] = hdrs
     assert stored["/publish"]["ce-type"] == "order.created.v1", stored
