@@ -29,6 +29,7 @@ struct delayed {
 };
 
 static struct evd_http_request *held; /* "/hold" parks a request here (loop thread only) */
+static unsigned holds_seen;           /* "/hold" requests handled: the test thread waits on it */
 /* "/inspect": the body capacity an answered request still holds while queued (white box). */
 static size_t _Atomic inspect_cap = (size_t)-1;
 
@@ -62,6 +63,7 @@ static void handler(struct evd_http_request *req, void *data)
 		uv_timer_start(&d->timer, on_delay, strtoull(req->path + 7, NULL, 10), 0);
 	} else if (strcmp(req->path, "/hold") == 0) {
 		held = req;
+		__atomic_add_fetch(&holds_seen, 1, __ATOMIC_RELEASE);
 	} else if (strcmp(req->path, "/release") == 0) {
 		if (held)
 			evd_http_respond_text(held, 200, NULL, "late");
@@ -246,6 +248,24 @@ static int64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until the handler has parked a request (holds_seen passed before): a fixed sleep after
+ * sending "/hold" raced the server thread on a loaded machine. */
+static bool wait_hold_after(unsigned before)
+{
+	int64_t end = now_ms() + (int64_t)unit_scaled_ms(5000);
+	while (__atomic_load_n(&holds_seen, __ATOMIC_ACQUIRE) == before) {
+		if (now_ms() >= end)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+static unsigned holds_now(void)
+{
+	return __atomic_load_n(&holds_seen, __ATOMIC_ACQUIRE);
 }
 
 /* One request on a fresh connection; returns the status. */
@@ -455,7 +475,7 @@ static void test_idle(const char *addr)
 	int64_t t0 = now_ms();
 	CHECK(client_sees_close(&c));
 	int64_t took = now_ms() - t0;
-	CHECK(took >= 250 && took < 3000);
+	CHECK(took >= 250 && took < (int64_t)unit_scaled_ms(3000));
 	client_close(&c);
 
 	/* A request that never completes: 408 then close. Trickling bytes does not extend it. */
@@ -467,7 +487,7 @@ static void test_idle(const char *addr)
 	CHECK_INT(client_response(&c, &r), 0);
 	CHECK_INT(r.status, 408);
 	took = now_ms() - t0;
-	CHECK(took >= 250 && took < 3000);
+	CHECK(took >= 250 && took < (int64_t)unit_scaled_ms(3000));
 	CHECK(client_sees_close(&c));
 	client_close(&c);
 
@@ -509,8 +529,9 @@ static void test_disconnect_pending(const char *addr)
 	struct client c;
 	struct response r;
 	CHECK_INT(client_open(&c, addr), 0);
+	unsigned h0 = holds_now();
 	client_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
-	usleep(50 * 1000);
+	CHECK(wait_hold_after(h0));
 	client_close(&c);
 	usleep(50 * 1000);
 	/* Answering the held request of the vanished client must be harmless (ASan watches). */
@@ -529,8 +550,9 @@ static void test_graceful_stop(struct test_server *ts)
 	client_send(&idle, "GET /echo HTTP/1.1\r\n\r\n");
 	CHECK_INT(client_response(&idle, &r), 0);
 	CHECK_INT(client_open(&busy, ts->addr), 0);
+	unsigned h0 = holds_now();
 	client_send(&busy, "GET /hold HTTP/1.1\r\n\r\n");
-	usleep(50 * 1000);
+	CHECK(wait_hold_after(h0));
 	answer_held_on_stop = true;
 	uv_async_send(&ts->stop_async);
 	CHECK(client_sees_close(&idle));
@@ -554,8 +576,9 @@ static void test_forced_stop(void)
 	struct client c;
 	server_start(&ts, NULL);
 	CHECK_INT(client_open(&c, ts.addr), 0);
+	unsigned h0 = holds_now();
 	client_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
-	usleep(50 * 1000);
+	CHECK(wait_hold_after(h0));
 	client_close(&c);
 	server_stop(&ts);
 	CHECK(held == NULL);
