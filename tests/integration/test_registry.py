@@ -294,8 +294,13 @@ def test_restart_rebinds_and_prunes_orphans_only(tmp):
 
     # A subscription whose consumer exists with Kyma's settings: left alone, reported.
     write(os.path.join(evd.subs_dir, "b.yaml"), manifest("foreign"))
-    s = wait_for(lambda: (sub(evd, "default", "foreign") or {}).get("lastError") and sub(evd, "default", "foreign"),
-                 5, what="conflict reported")
+    def conflict():
+        # lastError is set while the consumer is still being verified too ("0 of 1 ready"):
+        # wait for the verdict, not for the first error text.
+        x = sub(evd, "default", "foreign") or {}
+        cs = (x.get("backend") or {}).get("consumers") or [{}]
+        return cs[0].get("state") == "conflict" and x
+    s = wait_for(conflict, 5, what="conflict reported")
     assert not s["ready"], s
     assert s["conditions"][1]["status"] == "False" and s["conditions"][1]["reason"] == "NATS Subscription not active"
     assert "flow control" in s["lastError"] and "heartbeat" in s["lastError"], s
