@@ -258,6 +258,47 @@ static void find_orphans(struct reg_job *job, jsConsumerInfoList *list)
 	}
 }
 
+/*
+ * The stream's consumers with their info, as js_Consumers lists them, but not through it: in
+ * nats.c 3.4.1 (and still on its main branch) js_Consumers' error path destroys the consumer
+ * infos it has collected so far with jsStreamInfo_Destroy (src/jsm.c, "if (s != NATS_OK)"), so a
+ * listing that fails after its first page -- a later page timing out with a thousand consumers
+ * on a slow server, a disconnect in between -- frees wrong pointers and crashes the daemon
+ * (TSan's slower daemon hit it with 1,000 subscriptions). js_ConsumerNames cleans up correctly;
+ * one INFO request per name costs what verifying each consumer would. A consumer deleted between
+ * the two is simply not listed.
+ */
+static natsStatus list_consumers(jsConsumerInfoList **out, jsCtx *js, const char *stream,
+				 jsErrCode *jerr)
+{
+	jsConsumerNamesList *names = NULL;
+	natsStatus s = js_ConsumerNames(&names, js, stream, NULL, jerr);
+
+	*out = NULL;
+	if (s != NATS_OK)
+		return s; /* NATS_NOT_FOUND without jerr: no consumer at all */
+	jsConsumerInfoList *list = evd_xcalloc(1, sizeof(*list));
+	list->List = evd_xcalloc(names->Count > 0 ? (size_t)names->Count : 1, sizeof(*list->List));
+	for (int i = 0; i < names->Count && s == NATS_OK; i++) {
+		jsConsumerInfo *ci = NULL;
+		jsErrCode e = 0;
+		natsStatus cs = js_GetConsumerInfo(&ci, js, stream, names->List[i], NULL, &e);
+		if (cs == NATS_OK) {
+			list->List[list->Count++] = ci;
+		} else if (!(cs == NATS_NOT_FOUND && e == JSConsumerNotFoundErr)) {
+			s = cs;
+			*jerr = e;
+		}
+	}
+	jsConsumerNamesList_Destroy(names);
+	if (s != NATS_OK) {
+		jsConsumerInfoList_Destroy(list);
+		return s;
+	}
+	*out = list;
+	return NATS_OK;
+}
+
 void reg_job_worker(struct evd_bridge_item *item)
 {
 	struct reg_job *job = (struct reg_job *)item;
@@ -268,7 +309,7 @@ void reg_job_worker(struct evd_bridge_item *item)
 		nensure += job->ops[i].kind == OP_ENSURE;
 	if (job->list || job->prune || nensure > LIST_THRESHOLD) {
 		jsErrCode jerr = 0;
-		natsStatus s = js_Consumers(&list, job->js, job->stream, NULL, &jerr);
+		natsStatus s = list_consumers(&list, job->js, job->stream, &jerr);
 		if (s == NATS_OK) {
 			job->list_ok = true;
 			if (list->Count > 1)

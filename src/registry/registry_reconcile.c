@@ -11,9 +11,9 @@
  * meanwhile is simply not found. Then it gathers the next batch. A thousand consumers are a few
  * batches on one thread, not a thousand threads.
  *
- * A batch with more than a few consumers to verify first lists the stream's consumers
- * (js_Consumers, 256 per page), so re-binding after a restart or reconnect costs a few requests
- * instead of one per consumer. The same listing refreshes the pending counters shown in the
+ * A batch with more than a few consumers to verify first lists the stream's consumers (their
+ * names, then one INFO each: nats.c's js_Consumers crashes when a listing fails halfway, see
+ * list_consumers in registry_js.c). The same listing refreshes the pending counters shown in the
  * status, notices consumers deleted behind our back (re-created), and finds orphans to prune.
  *
  * Ensure (create-or-verify) of one consumer:
