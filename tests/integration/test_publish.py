@@ -436,8 +436,9 @@ def test_503_shed_beyond_max_in_flight(tmp):
         status, h, body = post(evd, "/publish", b"{}", binary_headers(id_="shed"))
         assert status == 503 and h.get("retry-after") == "1", (status, h, body)
         assert b"max_in_flight" in body, body
+        # (The gauge was 1 above; read again now it may already be 0: the first publish ends
+        # 5 s after it started, which a loaded machine can reach. The counter only grows.)
         gauge = http_request("GET", evd.admin + "/metrics")[2].decode()
-        assert "eventingd_publish_in_flight 1" in gauge, gauge
         assert 'eventingd_publish_shed_total{reason="max_in_flight"} 1' in gauge, gauge
         # No ack within the publish's MaxWait (5 s): 503 + Retry-After, never a hang.
         got = read_responses(s, 1)
