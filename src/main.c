@@ -27,9 +27,11 @@ static void usage(FILE *to)
 	      "       eventingd display [--listen ADDR]     print every CloudEvent sent to ADDR\n"
 	      "       eventingd version\n"
 	      "\n"
-	      "Without -c, " EVD_CONFIG_DEFAULT_PATH " is read if it exists; otherwise\n"
-	      "(or with --dev) eventingd runs as a sandbox: loopback listeners, embedded NATS,\n"
-	      "state in ./.eventingd, subscriptions in ./subscriptions.d.\n"
+	      "Without -c, " EVD_CONFIG_DEFAULT_PATH " is read if it exists\n"
+	      "(its defaults: subscriptions in " EVD_SUBSCRIPTIONS_DIR_DEFAULT ",\n"
+	      "state in " EVD_STATE_DIR_DEFAULT "); otherwise (or with --dev) eventingd runs as\n"
+	      "a sandbox: loopback listeners, embedded NATS, state in ./.eventingd,\n"
+	      "subscriptions in ./subscriptions.d.\n"
 	      "See eventingd(8) and eventingd.yaml(5).\n",
 	      to);
 }

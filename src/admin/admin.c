@@ -21,22 +21,41 @@ static bool method_is_get(const struct evd_http_request *req)
 	return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
 }
 
-bool evd_admin_handle_health(struct evd_daemon *d, struct evd_http_request *req)
+int evd_admin_health(struct evd_daemon *d, const struct evd_http_request *req, char *text,
+		     size_t len, const char **extra)
 {
+	const char *reason = NULL;
+
+	*extra = NULL;
+	if (!path_is(req, "/healthz") && !path_is(req, "/readyz"))
+		return 0;
+	if (!method_is_get(req)) {
+		*extra = "Allow: GET, HEAD\r\n";
+		snprintf(text, len, "method not allowed: use GET");
+		return 405;
+	}
 	if (path_is(req, "/healthz")) {
 		/* Liveness: answered by the loop, so a 200 proves the loop turns. */
-		evd_http_respond_text(req, 200, NULL, "ok");
-		return true;
+		snprintf(text, len, "ok");
+		return 200;
 	}
-	if (path_is(req, "/readyz")) {
-		const char *reason = NULL;
-		if (evd_daemon_ready(d, &reason)) {
-			evd_http_respond_text(req, 200, NULL, "ready");
-		} else {
-			char text[256];
-			snprintf(text, sizeof(text), "not ready: %s", reason);
-			evd_http_respond_text(req, 503, "Retry-After: 1\r\n", text);
-		}
+	if (evd_daemon_ready(d, &reason)) {
+		snprintf(text, len, "ready");
+		return 200;
+	}
+	*extra = "Retry-After: 1\r\n";
+	snprintf(text, len, "not ready: %s", reason);
+	return 503;
+}
+
+bool evd_admin_handle_health(struct evd_daemon *d, struct evd_http_request *req)
+{
+	char text[800];
+	const char *extra;
+	int status = evd_admin_health(d, req, text, sizeof(text), &extra);
+
+	if (status) {
+		evd_http_respond_text(req, status, extra, text);
 		return true;
 	}
 	return false;

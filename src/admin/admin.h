@@ -12,7 +12,14 @@
 
 struct evd_daemon;
 
-/* Answers /healthz and /readyz (served on both listeners); false if req is another route. */
+/*
+ * The answer to /healthz and /readyz (served on both listeners): 0 when req is another route,
+ * else the status, with the plain-text body in text and extra headers (static, or NULL) in
+ * *extra. Methods other than GET and HEAD get 405 with Allow.
+ */
+int evd_admin_health(struct evd_daemon *d, const struct evd_http_request *req, char *text,
+		     size_t len, const char **extra);
+/* evd_admin_health and the response; false if req is another route. */
 bool evd_admin_handle_health(struct evd_daemon *d, struct evd_http_request *req);
 void evd_admin_handle(struct evd_daemon *d, struct evd_http_request *req);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `eventingd check`: the configuration, then every file of its subscriptions.dir with the rules
+ * `eventingd check`: the configuration, the files it names (creds, TLS, access log; see
+ * evd_config_check_files), then every file of its subscriptions.dir with the rules
  * the running registry applies (registry_set.h), so a file that passes here is one the daemon
  * accepts. Every diagnostic goes to stderr as FILE:LINE:COL; a summary line per part to stdout.
  */
@@ -62,6 +63,10 @@ int evd_cli_check(const struct evd_daemon_opts *opts)
 	int rc = evd_daemon_load_config(opts, &cfg, true);
 	if (rc != 0)
 		return rc;
+	if ((rc = evd_daemon_check_files(cfg)) != 0) {
+		evd_config_free(cfg);
+		return rc;
+	}
 	printf("%s: configuration OK\n", cfg->source_file ? cfg->source_file : "sandbox defaults");
 	rc = check_subscriptions(cfg);
 	evd_config_free(cfg);

@@ -13,6 +13,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "daemon/daemon.h"
 #include "event/event_ce.h"
@@ -83,5 +85,22 @@ int evd_cli_publish_build(const struct evd_cli_event *ev, bool structured, struc
  */
 void evd_cli_display_format(const struct evd_cloudevent *ev, const char *origin,
 			    struct evd_buf *out);
+
+/*
+ * `eventingd status`, the pure parts. evd_cli_parse_time reads an RFC 3339 time
+ * ("2026-12-01T14:50:03Z", with optional fraction and numeric offset) as milliseconds since the
+ * epoch, or -1. evd_cli_age writes how long before now_ms then_ms was, the way status shows
+ * the age of cached figures: "4 s ago", "3 min ago", "2 h ago", "5 d ago"; a time ahead of
+ * now_ms (clocks that disagree a little) is "0 s ago", then_ms < 0 (unknown) is "-".
+ */
+int64_t evd_cli_parse_time(const char *text);
+void evd_cli_age(int64_t now_ms, int64_t then_ms, char *out, size_t len);
+/*
+ * Prints the BACKEND block from GET /v1/backend and the SUBSCRIPTIONS table from
+ * GET /v1/subscriptions (either may be NULL), ages relative to now_ms (wall clock, ms).
+ */
+struct cJSON;
+void evd_cli_status_print(FILE *out, const struct cJSON *backend, const struct cJSON *subs,
+			  int64_t now_ms);
 
 #endif

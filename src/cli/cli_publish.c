@@ -263,12 +263,14 @@ int evd_cli_publish(int argc, char **argv)
 		goto out;
 	}
 
-	if (!url) {
+	/* An explicit -c is read even beside --url: a missing file is an error either way. */
+	if (!url || opts.config_explicit) {
 		rc = evd_cli_listen_url(&opts, false, base, sizeof(base));
 		if (rc != 0)
 			goto out;
 		snprintf(urlbuf, sizeof(urlbuf), "%s/publish", base);
-		url = urlbuf;
+		if (!url)
+			url = urlbuf;
 	}
 
 	rc = evd_http_fetch("POST", url, headers.data, body.data, body.len, PUBLISH_TIMEOUT_MS,

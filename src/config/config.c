@@ -25,6 +25,7 @@
 #include <string.h>
 
 #define FIELD_PTR(cfg, k) ((void *)((char *)(cfg) + (k)->offset))
+#define EMBEDDED_MAX_MEMORY_DEFAULT (UINT64_C(64) << 20)
 
 struct loader {
 	const char *file;
@@ -132,6 +133,15 @@ static void apply_computed(struct evd_config *cfg, const struct loader *L)
 	cfg->subscriptions.prune_orphans_explicit = L && seen_by_name(L, "subscriptions.prune_orphans");
 	if (!cfg->subscriptions.prune_orphans_explicit)
 		cfg->subscriptions.prune_orphans = evd_config_embedded(cfg);
+	/*
+	 * JetStream reserves a memory stream's max_bytes in the server's memory store up front;
+	 * a fixed 64 MiB made the default 700 MiB memory stream fail forever ("insufficient
+	 * memory resources available").
+	 */
+	if (!L || !seen_by_name(L, "nats.embedded.max_memory"))
+		cfg->nats.embedded.max_memory = cfg->stream.storage == EVD_STORAGE_MEMORY
+							? cfg->stream.max_bytes
+							: EMBEDDED_MAX_MEMORY_DEFAULT;
 	if (!L || !seen_by_name(L, "deadletters.stream") || !cfg->deadletters.stream) {
 		struct evd_buf b = EVD_BUF_INIT;
 		evd_buf_printf(&b, "%s-dlq", cfg->stream.name);
@@ -158,6 +168,7 @@ void evd_config_free(struct evd_config *cfg)
 			free(*(char **)FIELD_PTR(cfg, k));
 	}
 	free(cfg->source_file);
+	free(cfg->pos);
 	free(cfg);
 }
 
@@ -172,7 +183,12 @@ int evd_config_restart_keys(const struct evd_config *old, const struct evd_confi
 	int n = 0;
 	for (size_t i = 0; i < evd_config_nkeys; i++) {
 		const struct evd_config_key *k = &evd_config_keys[i];
+		const char *def = cur->dev ? k->def_dev : k->def_prod;
 		if (k->reloadable || evd_config_key_equal(k, old, cur))
+			continue;
+		/* A computed default that moved with the key it follows (nats.embedded.max_memory
+		 * with stream.max_bytes) is not a change the user made: naming it misleads. */
+		if (def && strcmp(def, EVD_KEY_COMPUTED) == 0 && !(cur->pos && cur->pos[i].line))
 			continue;
 		if (out->len)
 			evd_buf_append_str(out, ", ");
@@ -180,6 +196,28 @@ int evd_config_restart_keys(const struct evd_config *old, const struct evd_confi
 		n++;
 	}
 	return n;
+}
+
+void evd_config_keep_restart_keys(const struct evd_config *running, struct evd_config *next)
+{
+	for (size_t i = 0; i < evd_config_nkeys; i++) {
+		const struct evd_config_key *k = &evd_config_keys[i];
+		const void *from = (const char *)running + k->offset;
+		void *to = FIELD_PTR(next, k);
+
+		if (k->reloadable)
+			continue;
+		switch (k->type) {
+		case EVD_KEY_STRING:
+		case EVD_KEY_URLS: evd_config_set_string(next, k, *(char *const *)from); break;
+		case EVD_KEY_BOOL: memcpy(to, from, sizeof(bool)); break;
+		case EVD_KEY_UINT: memcpy(to, from, sizeof(uint32_t)); break;
+		case EVD_KEY_SIZE: memcpy(to, from, sizeof(uint64_t)); break;
+		case EVD_KEY_DURATION: memcpy(to, from, sizeof(int64_t)); break;
+		case EVD_KEY_ENUM: memcpy(to, from, sizeof(int)); break;
+		case EVD_KEY_DOUBLE: memcpy(to, from, sizeof(double)); break;
+		}
+	}
 }
 
 /* ---- unknown keys and suggestions ---- */
@@ -479,6 +517,15 @@ static void cross_check(struct loader *L)
 				}
 			}
 		}
+		if (valid(L, "nats.embedded.max_memory", "stream.max_bytes", "stream.storage", NULL) &&
+		    c->stream.storage == EVD_STORAGE_MEMORY &&
+		    c->nats.embedded.max_memory < c->stream.max_bytes) {
+			evd_format_size(c->nats.embedded.max_memory, x, sizeof(x));
+			evd_format_size(c->stream.max_bytes, y, sizeof(y));
+			cross_error(L, seen_key(L, "nats.embedded.max_memory"), "nats.embedded.max_memory",
+				    "cannot hold the memory stream's stream.max_bytes (%s), got %s "
+				    "(leave it out to size it from stream.max_bytes)", y, x);
+		}
 		/* Auth and TLS are for external servers; the embedded one listens on loopback only. */
 		static const char *const external_only[] = {
 			"nats.creds", "nats.token", "nats.user", "nats.password",
@@ -565,6 +612,13 @@ int evd_config_load(const char *path, bool dev, struct evd_config **out, struct 
 	}
 	apply_computed(cfg, &L);
 	cross_check(&L);
+	cfg->pos = evd_xcalloc(evd_config_nkeys, sizeof(*cfg->pos));
+	for (size_t i = 0; i < evd_config_nkeys; i++) {
+		if (L.seen[i]) {
+			cfg->pos[i].line = L.seen[i]->line;
+			cfg->pos[i].col = L.seen[i]->col;
+		}
+	}
 	sort_diag(diag, count0);
 
 	free(L.seen);

@@ -22,14 +22,24 @@
 #include "util/util_log.h"
 
 #define EVD_CONFIG_DEFAULT_PATH EVD_SYSCONFDIR_STR "/eventingd/eventingd.yaml"
+/* Production defaults of subscriptions.dir and state_dir (the key table's, for --help). The
+ * state directory is systemd's StateDirectory=eventingd, whatever the install prefix. */
+#define EVD_SUBSCRIPTIONS_DIR_DEFAULT EVD_SYSCONFDIR_STR "/eventingd/subscriptions.d"
+#define EVD_STATE_DIR_DEFAULT "/var/lib/eventingd"
 
 enum evd_stream_storage { EVD_STORAGE_FILE, EVD_STORAGE_MEMORY };
 enum evd_stream_retention { EVD_RETENTION_INTEREST, EVD_RETENTION_LIMITS };
 enum evd_stream_discard { EVD_DISCARD_NEW, EVD_DISCARD_OLD };
 
+/* Where a key's value stood in the file (1-based); line 0: not in the file. */
+struct evd_config_pos {
+	int line, col;
+};
+
 struct evd_config {
 	char *source_file; /* the file read, or NULL when only defaults apply */
 	bool dev;          /* sandbox defaults (--dev, or no config file) */
+	struct evd_config_pos *pos; /* per key of the table; NULL for defaults only */
 
 	struct {
 		char *listen;              /* "127.0.0.1:8080" */
@@ -49,6 +59,8 @@ struct evd_config {
 		struct {
 			char *binary;       /* "nats-server" */
 			uint64_t max_store; /* 1 GiB */
+			/* 64 MiB, or stream.max_bytes when stream.storage is memory */
+			uint64_t max_memory;
 		} embedded;
 		char *creds;
 		char *token;
@@ -120,16 +132,46 @@ int evd_config_load(const char *path, bool dev, struct evd_config **out, struct 
 struct evd_config *evd_config_defaults(bool dev);
 void evd_config_free(struct evd_config *cfg);
 
+/*
+ * The files the configuration names, looked at by the user running this (`eventingd check`,
+ * and `run` before it starts anything): nats.creds and nats.tls.* (with an external nats.url)
+ * must be readable regular files, publish.access_log must be writable or creatable in an
+ * existing directory, the embedded nats.embedded.binary must be found. Each problem is added to
+ * diag at the key's position, naming the file and the reason. Run as root, a credentials file
+ * that only its owner or group may read gets a warning: the systemd unit's DynamicUser cannot
+ * read it (LoadCredential=, eventingd(8)). Paths under /run/credentials/ other than this
+ * process's $CREDENTIALS_DIRECTORY exist only inside the service: a warning says they are
+ * checked at start-up. Returns the number of errors added. Any thread.
+ */
+int evd_config_check_files(const struct evd_config *cfg, struct evd_diag *diag);
+
 /* True when nats.url is "embedded". */
 bool evd_config_embedded(const struct evd_config *cfg);
 
 /*
  * Compares a running config with a newly loaded one and appends to out, separated by ", ", the
- * keys that differ but only take effect after a restart (reloadable: no in the key table).
- * Returns how many.
+ * keys that differ but only take effect after a restart (reloadable: no in the key table); a
+ * computed default the file does not set is left out (it follows another key). Returns how many.
  */
 int evd_config_restart_keys(const struct evd_config *old, const struct evd_config *cur,
 			    struct evd_buf *out);
+
+/*
+ * One URL of nats.url with its user-info percent-decoded (RFC 3986 3.2.1: "nats://evd:p%40ss@h"
+ * gives user "evd", password "p@ss"), in the form nats.c's URL parser takes (it splits at the
+ * last '@' and the first ':', and decodes nothing). Refuses a bad escape, %00, and a ':' in a
+ * decoded user name or token (nats.c would cut it there). Returns 0 with *out (caller frees), or
+ * -EINVAL with why.
+ */
+int evd_config_url_decode(const char *url, char **out, char *why, size_t whylen);
+
+/*
+ * Copies into next the running value of every key that is not reloadable, so that after a
+ * SIGHUP the daemon's configuration is the one that runs (DESIGN.md §3: a restart key takes
+ * effect at the next start, not half-way through the running components). Call
+ * evd_config_restart_keys first to report what differs.
+ */
+void evd_config_keep_restart_keys(const struct evd_config *running, struct evd_config *next);
 
 /* Parsers shared with other readers (subscription files): 0 or -EINVAL. */
 int evd_parse_size(const char *text, uint64_t *out);        /* "64KiB", "1GiB", "512" (bytes) */

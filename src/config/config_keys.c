@@ -62,7 +62,7 @@ static const struct evd_key_enum format_enums[] = {
 	{ NULL, 0, false },
 };
 
-#define SUBSCRIPTIONS_DIR EVD_SYSCONFDIR_STR "/eventingd/subscriptions.d"
+#define SUBSCRIPTIONS_DIR EVD_SUBSCRIPTIONS_DIR_DEFAULT
 
 /* clang-format off */
 const struct evd_config_key evd_config_keys[] = {
@@ -98,6 +98,9 @@ const struct evd_config_key evd_config_keys[] = {
 	{ "nats.embedded.max_store", EVD_KEY_SIZE, FIELD_U64(nats.embedded.max_store),
 	  "1GiB", "1GiB", .min = 1 * MIB, .max = JS_MAX,
 	  .help = "JetStream file-store limit of the embedded server; must hold stream.max_bytes plus deadletters.max_bytes." },
+	{ "nats.embedded.max_memory", EVD_KEY_SIZE, FIELD_U64(nats.embedded.max_memory),
+	  EVD_KEY_COMPUTED, EVD_KEY_COMPUTED, .min = 1 * MIB, .max = JS_MAX,
+	  .help = "JetStream memory-store limit of the embedded server; default 64MiB, or stream.max_bytes when stream.storage is memory." },
 	{ "nats.creds", EVD_KEY_STRING, FIELD_STR(nats.creds), NULL, NULL,
 	  .help = "Credentials file (JWT and NKey seed) for an external server." },
 	{ "nats.token", EVD_KEY_STRING, FIELD_STR(nats.token), NULL, NULL,
@@ -114,9 +117,17 @@ const struct evd_config_key evd_config_keys[] = {
 	  .help = "Private key (PEM) of nats.tls.cert." },
 
 	{ "state_dir", EVD_KEY_STRING, FIELD_STR(state_dir),
-	  "/var/lib/eventingd", "./.eventingd",
+	  EVD_STATE_DIR_DEFAULT, "./.eventingd",
 	  .help = "Directory of the embedded JetStream store and local state." },
 
+	/*
+	 * SIGHUP, decided per key (issue 10). The name, the subjects, storage and retention are
+	 * restart-only: publish, the registry's consumers and the stream would all have to move
+	 * at once, and JetStream cannot change storage or retention in place; the daemon keeps
+	 * their running values until a restart (evd_config_keep_restart_keys). The limits are
+	 * reloadable: the next ensure updates them in place (js_UpdateStream), and a refused
+	 * update is logged and leaves the running stream as it was.
+	 */
 	{ "stream.name", EVD_KEY_STRING, FIELD_STR(stream.name),
 	  "sap", "sap", .check = EVD_CHECK_STREAM_NAME,
 	  .help = "JetStream stream that holds the events (Kyma's name)." },
@@ -130,19 +141,19 @@ const struct evd_config_key evd_config_keys[] = {
 	  "interest", "interest", .enums = retention_enums,
 	  .help = "interest drops an event once every consumer has it (Kyma); limits keeps it until max_bytes or max_age." },
 	{ "stream.discard", EVD_KEY_ENUM, FIELD_ENUM(stream.discard),
-	  "new", "new", .enums = discard_enums,
+	  "new", "new", .enums = discard_enums, .reloadable = true,
 	  .help = "When the stream is full: new refuses publishes (507), old drops the oldest events." },
 	{ "stream.max_bytes", EVD_KEY_SIZE, FIELD_U64(stream.max_bytes),
-	  "700MiB", "700MiB", .min = 1 * MIB, .max = JS_MAX,
+	  "700MiB", "700MiB", .min = 1 * MIB, .max = JS_MAX, .reloadable = true,
 	  .help = "Size limit of the stream." },
 	{ "stream.max_age", EVD_KEY_DURATION, FIELD_MS(stream.max_age),
-	  "0", "0", .min = 0, .max = NO_MAX,
+	  "0", "0", .min = 0, .max = NO_MAX, .reloadable = true,
 	  .help = "Age limit of events in the stream; 0 is unlimited." },
 	{ "stream.replicas", EVD_KEY_UINT, FIELD_U32(stream.replicas),
-	  "1", "1", .min = 1, .max = 5,
+	  "1", "1", .min = 1, .max = 5, .reloadable = true,
 	  .help = "Copies of the stream in a JetStream cluster; 1 with the embedded server." },
 	{ "stream.duplicate_window", EVD_KEY_DURATION, FIELD_MS(stream.duplicate_window),
-	  "2m", "2m", .min = 100, .max = NO_MAX,
+	  "2m", "2m", .min = 100, .max = NO_MAX, .reloadable = true,
 	  .help = "A publish retried with the same source and id within this window is stored once." },
 
 	{ "subscriptions.dir", EVD_KEY_STRING, FIELD_STR(subscriptions.dir),

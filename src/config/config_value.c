@@ -117,13 +117,98 @@ static bool subject_ok(const char *s)
 	return !token_empty;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Appends the percent-decoded [s, s+len) to out; -EINVAL with why on a bad escape or a NUL. */
+static int pct_decode(const char *s, size_t len, const char *what, struct evd_buf *out, char *why,
+		      size_t whylen)
+{
+	for (size_t i = 0; i < len; i++) {
+		int hi, lo;
+
+		if (s[i] != '%') {
+			evd_buf_append_char(out, s[i]);
+			continue;
+		}
+		if (i + 2 >= len) {
+			snprintf(why, whylen, "%s: \"%%\" must start an escape of two hex digits (write %%25 for a %%)",
+				 what);
+			return -EINVAL;
+		}
+		hi = hexval(s[i + 1]);
+		lo = hexval(s[i + 2]);
+		if (hi < 0 || lo < 0) {
+			snprintf(why, whylen, "%s: \"%%%c%c\" is not an escape of two hex digits (write %%25 for a %%)",
+				 what, s[i + 1], s[i + 2]);
+			return -EINVAL;
+		}
+		if (hi == 0 && lo == 0) {
+			snprintf(why, whylen, "%s: %%00 (a NUL byte) cannot be passed on", what);
+			return -EINVAL;
+		}
+		evd_buf_append_char(out, (char)(hi * 16 + lo));
+		i += 2;
+	}
+	return 0;
+}
+
+int evd_config_url_decode(const char *url, char **out, char *why, size_t whylen)
+{
+	struct evd_buf b = EVD_BUF_INIT;
+	const char *scheme = strstr(url, "://");
+	const char *ui = scheme ? scheme + 3 : url;
+	/* The last '@', as nats.c's natsUrl_Create takes it: a raw '@' in a password still works. */
+	const char *at = strrchr(ui, '@');
+	const char *colon;
+	size_t user_len;
+
+	if (!at) {
+		*out = evd_xstrdup(url);
+		return 0;
+	}
+	colon = memchr(ui, ':', (size_t)(at - ui));
+	user_len = colon ? (size_t)(colon - ui) : (size_t)(at - ui);
+	evd_buf_append(&b, url, (size_t)(ui - url));
+	if (pct_decode(ui, user_len, colon ? "user name" : "token", &b, why, whylen) < 0)
+		goto fail;
+	/* nats.c ends the user name at the first ':' of the user-info. */
+	if (memchr(b.data + (ui - url), ':', b.len - (size_t)(ui - url))) {
+		snprintf(why, whylen, "%s: a \":\" (%%3A) cannot be passed to nats.c in a URL; use %s",
+			 colon ? "user name" : "token", colon ? "nats.user and nats.password" : "nats.token");
+		goto fail;
+	}
+	if (colon) {
+		evd_buf_append_char(&b, ':');
+		if (pct_decode(colon + 1, (size_t)(at - colon - 1), "password", &b, why, whylen) < 0)
+			goto fail;
+	}
+	evd_buf_append_str(&b, at);
+	*out = evd_buf_steal(&b);
+	return 0;
+fail:
+	evd_buf_free(&b);
+	return -EINVAL;
+}
+
 /*
- * One URL of nats.url: nats:// or tls://, optional user[:password]@, a host name, IPv4 or
- * [IPv6] address, and an optional port (nats.c defaults to 4222). Returns 0 or -EINVAL with why.
+ * One URL of nats.url: nats:// or tls://, optional user[:password]@ (percent-encoded as RFC 3986
+ * says, evd_config_url_decode), a host name, IPv4 or [IPv6] address, and an optional port (nats.c
+ * defaults to 4222). Returns 0 or -EINVAL with why.
  */
 int evd_config_check_url(const char *u, char *why, size_t whylen)
 {
 	const char *p;
+	char *decoded = NULL;
+
+	if (evd_config_url_decode(u, &decoded, why, whylen) < 0)
+		return -EINVAL;
+	free(decoded);
 	if (strncasecmp(u, "nats://", 7) == 0) {
 		p = u + 7;
 	} else if (strncasecmp(u, "tls://", 6) == 0) {

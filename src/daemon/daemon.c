@@ -105,30 +105,38 @@ bool evd_daemon_ready(const struct evd_daemon *d, const char **reason)
 		*reason = "NATS backend not started";
 		return false;
 	}
+	/*
+	 * A question with no side effects (publish asks it while admitting a request; the CLOSED
+	 * handling lives in on_nats_state). While not ready, the connection's last error goes
+	 * with the state, so that a wrong password or a TLS failure reads as such and not as
+	 * "connecting". Loop thread only, hence one static buffer.
+	 */
+	static char text[768];
+	const char *state = "NATS connection closed";
+	const char *last = evd_nats_last_error(d->nats);
+
 	switch (evd_nats_state(d->nats)) {
 	case EVD_NATS_READY:
 		*reason = NULL;
 		return true;
 	case EVD_NATS_CONNECTED:
-		*reason = "connected to NATS, JetStream stream not ensured yet";
-		return false;
+		state = "connected to NATS, JetStream stream not ensured yet";
+		break;
 	case EVD_NATS_CONNECTING:
-		*reason = "connecting to NATS";
-		return false;
+		state = "connecting to NATS";
+		break;
 	case EVD_NATS_DISCONNECTED:
-		*reason = "disconnected from NATS, reconnecting";
-		return false;
+		state = "disconnected from NATS, reconnecting";
+		break;
 	case EVD_NATS_CLOSED:
-		/* nats.c gave the connection up (evd_nats reconnects from scratch): nothing pending
-		 * on it will ever be acknowledged. */
-		evd_notify("STATUS=NATS connection closed, connecting again");
-		if (d->publish) {
-			evd_publish_backend_state(d->publish, false);
-			evd_publish_backend_lost(d->publish);
-		}
 		break;
 	}
-	*reason = "NATS connection closed";
+	if (!last) {
+		*reason = state;
+		return false;
+	}
+	snprintf(text, sizeof(text), "%s (last error: %s)", state, last);
+	*reason = text;
 	return false;
 }
 
@@ -167,6 +175,23 @@ int evd_daemon_load_config(const struct evd_daemon_opts *opts, struct evd_config
 	evd_buf_free(&out);
 	evd_diag_free(&diag);
 	return rc;
+}
+
+int evd_daemon_check_files(const struct evd_config *cfg)
+{
+	struct evd_diag diag = EVD_DIAG_INIT;
+	struct evd_buf out = EVD_BUF_INIT;
+	int errors = evd_config_check_files(cfg, &diag);
+
+	evd_diag_format(&diag, &out);
+	if (out.len)
+		fputs(out.data, stderr);
+	if (errors)
+		fprintf(stderr, "eventingd: %s: %d file%s named in the configuration cannot be used\n",
+			cfg->source_file ? cfg->source_file : "(defaults)", errors, errors == 1 ? "" : "s");
+	evd_buf_free(&out);
+	evd_diag_free(&diag);
+	return errors ? EX_CONFIG : 0;
 }
 
 /* --- shutdown: listeners, then NATS, then the embedded server, then the loop's own handles. */
@@ -284,9 +309,16 @@ static void daemon_reload(struct evd_daemon *d)
 		return;
 	}
 	if (evd_config_restart_keys(d->cfg, next, &keys) > 0)
-		evd_log_warn("daemon", "changed keys that take effect only after a restart: %s",
+		evd_log_warn("daemon", "changed keys that take effect only after a restart: %s; "
+				       "keeping their running values until then",
 			     keys.data);
 	evd_buf_free(&keys);
+	/*
+	 * Every component then sees the values that run: a new stream.subject_prefix given to the
+	 * stream but not to publish made every publish 504, a new stream.name looped on
+	 * "subjects overlap" (issue 10).
+	 */
+	evd_config_keep_restart_keys(d->cfg, next);
 	/*
 	 * The computed default of prune_orphans depends on the backend, which is the one started
 	 * with (nats.url is a restart key): a reload that only names another server must not turn
@@ -441,8 +473,17 @@ static void on_admin_request(struct evd_http_request *req, void *data)
 static void on_publish_request(struct evd_http_request *req, void *data)
 {
 	struct evd_daemon *d = data;
-	if (evd_admin_handle_health(d, req))
+	char text[800];
+	const char *extra;
+	int status = evd_admin_health(d, req, text, sizeof(text), &extra);
+
+	if (status) {
+		/* Probes are requests too: the access log promises one line per request. */
+		if (d->publish)
+			evd_publish_log_access(d->publish, req, status, strlen(text) + 1);
+		evd_http_respond_text(req, status, extra, text);
 		return;
+	}
 	if (d->publish) {
 		evd_publish_handle(d->publish, req);
 		return;
@@ -504,6 +545,8 @@ int evd_daemon_main(const struct evd_daemon_opts *opts)
 
 	d->opts = *opts;
 	rc = evd_daemon_load_config(opts, &d->cfg, false);
+	if (rc == 0 && (rc = evd_daemon_check_files(d->cfg)) != 0)
+		evd_config_free(d->cfg);
 	if (rc != 0) {
 		free(d);
 		return rc;

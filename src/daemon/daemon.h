@@ -56,5 +56,11 @@ struct evd_registry *evd_daemon_registry(struct evd_daemon *d);
  */
 int evd_daemon_load_config(const struct evd_daemon_opts *opts, struct evd_config **cfg,
 			   bool quiet_ok);
+/*
+ * The files cfg names, as the user running this sees them (evd_config_check_files): prints
+ * every diagnostic to stderr; returns 0, or EX_CONFIG (78) when one of them cannot be used.
+ * `check` and `run` (before anything starts) call it.
+ */
+int evd_daemon_check_files(const struct evd_config *cfg);
 
 #endif

@@ -47,7 +47,6 @@
 #define BACKOFF_RESET_UP_MS 60000u /* a child up this long counts as healthy */
 #define PROBE_INTERVAL_MS 100u
 #define READY_COMPLAIN_MS 30000u
-#define MAX_MEMORY_STORE (64u * 1024 * 1024)
 #define LINE_MAX_BYTES 4000 /* the logger keeps 4 KiB per message */
 
 extern char **environ;
@@ -85,6 +84,7 @@ struct evd_embedded {
 	char *state_dir; /* absolute */
 	char *conf_path;
 	uint64_t max_store;
+	uint64_t max_memory; /* nats.embedded.max_memory: sized from the config (config.c) */
 	int port;
 	char url[40];
 
@@ -309,7 +309,7 @@ static int write_server_conf(const struct evd_embedded *e, bool debug)
 	evd_buf_append_str(&b, "\n");
 	if (e->max_store)
 		evd_buf_printf(&b, "  max_file_store: %llu\n", (unsigned long long)e->max_store);
-	evd_buf_printf(&b, "  max_memory_store: %u\n}\n", MAX_MEMORY_STORE);
+	evd_buf_printf(&b, "  max_memory_store: %llu\n}\n", (unsigned long long)e->max_memory);
 	int rc = write_file_atomic(e->conf_path, b.data, b.len);
 	evd_buf_free(&b);
 	return rc;
@@ -840,6 +840,7 @@ int evd_embedded_new(uv_loop_t *loop, const struct evd_config *cfg, struct evd_e
 	e->loop = loop;
 	e->configured_binary = evd_xstrdup(bin);
 	e->max_store = cfg->nats.embedded.max_store;
+	e->max_memory = cfg->nats.embedded.max_memory;
 	e->backoff_ms = BACKOFF_MIN_MS;
 
 	e->binary = resolve_binary(bin);

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The blocking client behind `eventingd status` and `eventingd publish`: a non-blocking socket
- * driven by poll() against one overall deadline, a request with Connection: close, and llhttp in
- * response mode so Content-Length, chunked and read-until-close bodies all work.
+ * driven by poll() against one overall deadline, a request with Connection: close, and the shared
+ * response parser (http_response.c) so Content-Length, chunked and read-until-close bodies all
+ * work.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -19,18 +19,11 @@
 #include <unistd.h>
 
 #include "http/http_fetch.h"
+#include "http/http_response.h"
 #include "util/util_addr.h"
 
 /* A CLI response larger than this is a bug on the other side, not something to buffer. */
 #define EVD_FETCH_MAX_BODY (64u * 1024 * 1024)
-
-struct fetch_state {
-	struct evd_http_fetch_result *res;
-	bool in_value;
-	bool done;
-	bool head;
-	bool too_big;
-};
 
 static int64_t now_ms(void)
 {
@@ -54,61 +47,6 @@ static int wait_fd(int fd, short events, int64_t deadline)
 		if (errno != EINTR)
 			return -errno;
 	}
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-	struct fetch_state *st = p->data;
-	if (st->in_value)
-		evd_buf_append(&st->res->headers, "\r\n", 2);
-	st->in_value = false;
-	evd_buf_append(&st->res->headers, at, len);
-	return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-	struct fetch_state *st = p->data;
-	if (!st->in_value)
-		evd_buf_append(&st->res->headers, ": ", 2);
-	st->in_value = true;
-	evd_buf_append(&st->res->headers, at, len);
-	return 0;
-}
-
-static int on_headers_complete(llhttp_t *p)
-{
-	struct fetch_state *st = p->data;
-	if (st->in_value)
-		evd_buf_append(&st->res->headers, "\r\n", 2);
-	st->in_value = false;
-	st->res->status = llhttp_get_status_code(p);
-	/* A response to HEAD carries Content-Length but no body: 1 tells llhttp so. */
-	return st->head ? 1 : 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-	struct fetch_state *st = p->data;
-	if (st->res->body.len + len > EVD_FETCH_MAX_BODY) {
-		st->too_big = true;
-		return -1;
-	}
-	evd_buf_append(&st->res->body, at, len);
-	return 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-	struct fetch_state *st = p->data;
-	if (st->res->status >= 100 && st->res->status < 200) {
-		/* An interim response (100 Continue): the real one follows. */
-		evd_buf_reset(&st->res->headers);
-		st->res->status = 0;
-		return 0;
-	}
-	st->done = true;
-	return HPE_PAUSED;
 }
 
 /* Splits "http://host:port/path?q" into "host:port" and "/path?q". */
@@ -222,20 +160,15 @@ int evd_http_fetch(const char *method, const char *url, const char *extra_header
 		goto fail;
 	}
 
-	llhttp_settings_t settings;
-	llhttp_settings_init(&settings);
-	settings.on_header_field = on_header_field;
-	settings.on_header_value = on_header_value;
-	settings.on_headers_complete = on_headers_complete;
-	settings.on_body = on_body;
-	settings.on_message_complete = on_message_complete;
-	struct fetch_state st = { .res = res, .head = strcmp(method, "HEAD") == 0 };
-	llhttp_t parser;
-	llhttp_init(&parser, HTTP_RESPONSE, &settings);
-	parser.data = &st;
+	struct evd_http_response resp;
+	evd_http_response_init(&resp);
+	evd_http_response_reset(&resp, strcmp(method, "HEAD") == 0);
+	resp.body_max = EVD_FETCH_MAX_BODY;
+	resp.body_max_fails = true;
+	resp.keep_headers = true;
 
 	char buf[16384];
-	while (!st.done) {
+	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -244,36 +177,44 @@ int evd_http_fetch(const char *method, const char *url, const char *extra_header
 			if (rc < 0) {
 				snprintf(err, errlen, "no response from %s within %d ms", hostport,
 					 timeout_ms);
-				goto fail;
+				goto fail_resp;
 			}
 			continue;
 		}
 		if (n < 0) {
 			rc = -errno;
 			snprintf(err, errlen, "reading from %s: %s", hostport, strerror(errno));
-			goto fail;
+			goto fail_resp;
 		}
-		llhttp_errno_t perr = n == 0 ? llhttp_finish(&parser)
-					     : llhttp_execute(&parser, buf, (size_t)n);
-		if (st.done)
+		size_t used;
+		rc = n == 0 ? evd_http_response_eof(&resp)
+			    : evd_http_response_feed(&resp, buf, (size_t)n, &used);
+		if (rc == 1)
 			break;
-		if (n == 0) {
-			rc = -ECONNRESET;
-			snprintf(err, errlen, "%s closed the connection before a complete response",
-				 hostport);
-			goto fail;
-		}
-		if (perr != HPE_OK) {
-			rc = st.too_big ? -EFBIG : -EPROTO;
-			snprintf(err, errlen, "bad response from %s: %s", hostport,
-				 st.too_big ? "body too large" : llhttp_get_error_reason(&parser));
-			goto fail;
+		if (rc < 0) {
+			if (rc == -ECONNRESET)
+				snprintf(err, errlen, "%s closed the connection before a complete "
+					 "response", hostport);
+			else
+				snprintf(err, errlen, "bad response from %s: %s", hostport,
+					 evd_http_response_error(&resp));
+			goto fail_resp;
 		}
 	}
+	/* The result takes the parser's buffers. */
+	res->status = resp.status;
+	res->headers = resp.headers;
+	res->body = resp.body;
+	resp.headers = (struct evd_buf)EVD_BUF_INIT;
+	resp.body = (struct evd_buf)EVD_BUF_INIT;
+	evd_http_response_free(&resp);
 	close(fd);
 	evd_buf_free(&req);
 	return 0;
 
+fail_resp:
+	evd_http_response_free(&resp);
+	goto fail;
 fail_connect:
 	snprintf(err, errlen, "cannot connect to %s: %s", hostport,
 		 rc == -ETIMEDOUT ? "timed out" : strerror(-rc));

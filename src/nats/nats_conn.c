@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -100,6 +101,9 @@ struct evd_nats {
 	/* Copied from the config at creation (restart keys). */
 	char *url_shown; /* url without credentials, for logs and JSON */
 	char *url, *creds, *token, *user, *password, *tls_ca, *tls_cert, *tls_key;
+	/* url split at its commas, user-info percent-decoded: natsOptions_SetServers' list */
+	char **servers;
+	int nservers;
 	struct evd_nats_stream_spec spec; /* reloadable; loop-owned */
 	jsPubAckHandler ack_handler;
 	void *ack_closure;
@@ -114,6 +118,7 @@ struct evd_nats {
 		natsStatus status;
 		int err;
 		bool background; /* RetryOnFailedConnect: nats.c keeps trying after a failure */
+		char error[256]; /* nats.c's text for a failed attempt ("Authorization Violation") */
 	} connect;
 	struct {
 		struct nats_work w;
@@ -149,6 +154,7 @@ struct evd_nats {
 
 	/* Snapshot for evd_nats_backend_json (loop). */
 	jsStreamInfo *si;
+	int64_t si_ms; /* wall clock when si arrived: "refreshed_at" in the backend JSON */
 	struct server_info server;
 	char *last_error;
 
@@ -412,6 +418,8 @@ static void probe_server_info(struct server_info *si)
 	if (strncmp(si->url, "ws", 2) == 0)
 		return; /* a websocket port answers HTTP, not INFO */
 	p = p ? p + 3 : si->url;
+	if (strrchr(p, '@')) /* "***@host:port": the redacted user-info */
+		p = strrchr(p, '@') + 1;
 	if (*p == '[') {
 		end = strchr(p, ']');
 		if (!end || end[1] != ':')
@@ -472,7 +480,11 @@ char *evd_nats_redact_urls(const char *urls)
 		const char *start = scheme && (size_t)(scheme - p) < seg ? scheme + 3 : p;
 		const char *at = NULL;
 
-		host = strcspn(start, ",/");
+		/*
+		 * The last '@' of the item ends the user-info, as in nats.c's natsUrl_Create: a
+		 * password may hold a raw '/' or '@' (and nats.c's own URLs carry it decoded).
+		 */
+		host = (size_t)(p + seg - start);
 		for (const char *q = start; q < start + host; q++)
 			if (*q == '@')
 				at = q;
@@ -498,14 +510,18 @@ static void read_server(natsConnection *nc, struct server_info *si, bool probe)
 		si->id[0] = '\0';
 	if (natsConnection_GetConnectedUrl(nc, si->url, sizeof(si->url)) != NATS_OK)
 		si->url[0] = '\0';
-	if (probe && si->url[0])
-		probe_server_info(si);
+	/*
+	 * nats.c's URL carries the user-info decoded ("nats://evd:p@ss:w/rd@host:4222"): the
+	 * probe needs the host alone, and the status API must not show the password.
+	 */
 	if (strchr(si->url, '@')) {
 		char *shown = evd_nats_redact_urls(si->url);
 
 		snprintf(si->url, sizeof(si->url), "%s", shown);
 		free(shown);
 	}
+	if (probe && si->url[0])
+		probe_server_info(si);
 }
 
 /* Keeps name/version from the last probe when the server (id) is the same. */
@@ -522,8 +538,11 @@ static void store_server(struct evd_nats *n, const struct server_info *si, bool 
 
 static void store_si(struct evd_nats *n, jsStreamInfo *si)
 {
+	struct timespec ts;
 	jsStreamInfo_Destroy(n->si);
 	n->si = si;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n->si_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- connect ---- */
@@ -534,8 +553,13 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 	natsStatus s;
 
 	s = natsOptions_Create(&o);
+	/*
+	 * natsOptions_SetURL takes one URL: given "nats://a:4222,nats://b:4222" it parses the
+	 * whole text as one host and never connects. The list goes to SetServers, one URL each;
+	 * nats.c then fails over between them (and the servers a cluster announces).
+	 */
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(o, n->url);
+		s = natsOptions_SetServers(o, (const char **)n->servers, n->nservers);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(o, "eventingd");
 	if (s == NATS_OK)
@@ -582,6 +606,12 @@ static natsStatus build_options(struct evd_nats *n, natsOptions **out)
 	return NATS_OK;
 }
 
+static bool uses_tls(const struct evd_nats *n)
+{
+	return n->tls_ca || n->tls_cert || strncasecmp(n->url, "tls://", 6) == 0 ||
+	       strcasestr(n->url, ",tls://");
+}
+
 static void connect_on_worker(struct evd_bridge_item *item)
 {
 	struct evd_nats *n = owner(item);
@@ -589,7 +619,11 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	jsOptions jo;
 	natsStatus s;
 
+	bool background = n->connect.background;
+
 	n->connect.err = 0;
+	n->connect.error[0] = '\0';
+	n->connect.background = false;
 	/* A failed attempt before this one may have closed a connection of its own. */
 	uv_mutex_lock(&n->ev_lock);
 	n->closed_fired = n->ev_closed = false;
@@ -606,9 +640,43 @@ static void connect_on_worker(struct evd_bridge_item *item)
 	 * trying in the background; the connected callback says when it succeeded.
 	 */
 	s = natsConnection_Connect(&n->nc, o);
+	if (s == NATS_NO_SERVER && background) {
+		/*
+		 * Nobody answered (refused, unreachable): normal at boot, so nats.c keeps trying in
+		 * the background. Anything else came from a server that did answer: an
+		 * authorization violation, a TLS handshake or a missing client certificate. The
+		 * first attempt runs without RetryOnFailedConnect for that reason: with it,
+		 * nats.c 3.4.1's _connect hands such a failure to its reconnect thread, clears
+		 * the thread's last error and returns NATS_NOT_YET_CONNECTED, and the reconnect
+		 * resets the connection's error before each try, so the server's reason is lost
+		 * and a wrong password looks like a missing server.
+		 */
+		n->nc = NULL;
+		s = natsOptions_SetRetryOnFailedConnect(o, true, on_nc_connected, n);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(&n->nc, o);
+	}
 	natsOptions_Destroy(o);
 	n->connect.status = s;
 	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+		natsStatus last = NATS_OK;
+		const char *text = nats_GetLastError(&last);
+
+		text = text && *text && last == s ? text : natsStatus_GetText(s);
+		/* nats.c puts its source position first: "(conn.c:1909): Expected ..." */
+		if (text[0] == '(' && strstr(text, "): "))
+			text = strstr(text, "): ") + 3;
+		/*
+		 * A server that verifies clients ends a TLS 1.3 connection without a client
+		 * certificate right after the handshake, which nats.c reports as an empty answer
+		 * to its first PING; nats-server logs "client didn't provide a certificate".
+		 */
+		snprintf(n->connect.error, sizeof(n->connect.error), "%s%s", text,
+			 s == NATS_PROTOCOL_ERROR && strstr(text, "got ''") && uses_tls(n)
+				 ? " (the server closed the connection after the TLS handshake: "
+				   "does it require a client certificate? set nats.tls.cert and "
+				   "nats.tls.key)"
+				 : "");
 		n->nc = NULL;
 		n->connect.err = evd_nats_status_to_err(s, "connecting to NATS");
 		return;
@@ -638,7 +706,7 @@ static void connect_on_loop(struct evd_bridge_item *item)
 	if (n->closing)
 		return; /* the close work, queued behind us, destroys what we made */
 	if (n->connect.err < 0) {
-		char text[384];
+		char text[640];
 
 		uint64_t delay = CONNECT_RETRY_MS;
 
@@ -647,8 +715,10 @@ static void connect_on_loop(struct evd_bridge_item *item)
 			n->reopen_ms = n->reopen_ms * 2 > REOPEN_MAX_MS ? REOPEN_MAX_MS : n->reopen_ms * 2;
 		}
 		snprintf(text, sizeof(text), "cannot connect to %s: %s%s", n->url_shown,
-			 strerror(-n->connect.err),
-			 n->connect.err == -EPERM ? " (check nats.user / nats.password, nats.token or nats.creds)" : "");
+			 n->connect.error[0] ? n->connect.error : strerror(-n->connect.err),
+			 n->connect.err == -EPERM ? " (check nats.user / nats.password, nats.token or nats.creds)"
+			 : n->connect.err == -EPROTO ? " (check nats.tls.*: the CA, and a client certificate if the server asks for one)"
+			 : "");
 		set_last_error(n, text);
 		evd_log_error("nats", "%s; retrying in %llu s", text, (unsigned long long)(delay / 1000));
 		uv_timer_start(&n->retry_timer, on_retry_timer, delay, 0);
@@ -808,6 +878,7 @@ static void ensure_on_loop(struct evd_bridge_item *item)
 		return;
 	}
 	n->reopen_ms = 0; /* a server that lets us in again: the next reopen starts fast */
+	set_last_error(n, NULL); /* last_error says what keeps us from READY */
 	set_state(n, EVD_NATS_READY);
 	uv_timer_start(&n->info_timer, on_info_timer, INFO_EVERY_MS, INFO_EVERY_MS);
 }
@@ -909,12 +980,38 @@ static char *dup_or_null(const char *s)
 	return s ? evd_xstrdup(s) : NULL;
 }
 
+/* n->url ("nats://a:4222,nats://u:p%40w@b:4222") -> n->servers, decoded for nats.c. */
+static int split_servers(struct evd_nats *n)
+{
+	const char *p = n->url;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		char *one = evd_xstrndup(p, len), *decoded = NULL, why[160];
+		int rc = evd_config_url_decode(one, &decoded, why, sizeof(why));
+
+		free(one);
+		if (rc < 0) {
+			evd_log_error("nats", "nats.url: %s", why);
+			return rc;
+		}
+		n->servers = evd_xrealloc(n->servers, (size_t)(n->nservers + 1) * sizeof(*n->servers));
+		n->servers[n->nservers++] = decoded;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
 /* The copies of the configuration that evd_nats_new() took. */
 static void free_settings(struct evd_nats *n)
 {
 	evd_nats_stream_spec_free(&n->spec);
 	free(n->url);
 	free(n->url_shown);
+	for (int i = 0; i < n->nservers; i++)
+		free(n->servers[i]);
+	free(n->servers);
 	free(n->creds);
 	free(n->token);
 	free(n->user);
@@ -938,6 +1035,8 @@ int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_co
 	n->max_pending = DEFAULT_MAX_PENDING;
 	n->url = evd_xstrdup(url);
 	n->url_shown = evd_nats_redact_urls(url);
+	if ((err = split_servers(n)) < 0)
+		goto fail_mutex;
 	n->creds = dup_or_null(cfg->nats.creds);
 	n->token = dup_or_null(cfg->nats.token);
 	n->user = dup_or_null(cfg->nats.user);
@@ -993,6 +1092,11 @@ int evd_nats_start(struct evd_nats *n)
 enum evd_nats_state evd_nats_state(const struct evd_nats *n)
 {
 	return n->state;
+}
+
+const char *evd_nats_last_error(const struct evd_nats *n)
+{
+	return n->last_error;
 }
 
 natsConnection *evd_nats_connection(struct evd_nats *n)
@@ -1057,11 +1161,20 @@ void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out)
 		else
 			cJSON_AddNullToObject(stream, "max_age_ms");
 		cJSON_AddNumberToObject(stream, "replicas", (double)(c->Replicas > 0 ? c->Replicas : 1));
+		cJSON_AddNumberToObject(stream, "duplicate_window_ms", (double)(c->Duplicates / 1000000));
 		if (c->MaxBytes > 0)
 			cJSON_AddNumberToObject(stream, "usage_ratio",
 						(double)n->si->State.Bytes / (double)c->MaxBytes);
 		else
 			cJSON_AddNullToObject(stream, "usage_ratio");
+		/* The figures are a snapshot (INFO_EVERY_MS): when it was taken, with milliseconds. */
+		char when[40];
+		time_t t = (time_t)(n->si_ms / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		size_t len = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(when + len, sizeof(when) - len, ".%03uZ", (unsigned)(n->si_ms % 1000));
+		cJSON_AddStringToObject(stream, "refreshed_at", when);
 	} else {
 		cJSON_AddNullToObject(root, "stream");
 	}

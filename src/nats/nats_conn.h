@@ -72,6 +72,13 @@ int evd_nats_start(struct evd_nats *n);
 enum evd_nats_state evd_nats_state(const struct evd_nats *n);
 const char *evd_nats_state_name(enum evd_nats_state s);
 
+/*
+ * The last error reported about the connection or the stream (what /v1/backend shows as
+ * last_error: the server's own words for a refused connection), or NULL. Cleared once READY.
+ * Valid until the next call into n.
+ */
+const char *evd_nats_last_error(const struct evd_nats *n);
+
 /* Valid while READY or CONNECTED (NULL otherwise); fetch them anew for every use, since the
  * connection changes after a CLOSED. */
 natsConnection *evd_nats_connection(struct evd_nats *n);
@@ -87,14 +94,18 @@ void evd_nats_set_config(struct evd_nats *n, const struct evd_config *cfg);
  * A snapshot for GET /v1/backend and `eventingd status`, refreshed on the worker every few
  * seconds while connected (and on demand by evd_nats_refresh_info): connection state, server
  * URL, server id/version, JetStream stream name, messages, bytes, consumers, limits, and the last
- * error. Appends a JSON object to out:
+ * error (what keeps the connection from READY, in the server's words when it refused us; null
+ * once READY). Appends a JSON object to out:
  *   {"state":"ready","url":"nats://...",
  *    "server":{"id":..,"url":..,"version":..,"name":..},
  *    "stream":{"name","subjects":[..],"storage","retention","discard","messages","bytes",
- *              "consumers","max_bytes","max_age_ms","replicas","usage_ratio"} | null,
+ *              "consumers","max_bytes","max_age_ms","replicas","duplicate_window_ms",
+ *              "usage_ratio","refreshed_at"} | null,
  *    "last_error":"..." | null}
  * Unknown strings are null; max_bytes, max_age_ms and usage_ratio (bytes / max_bytes) are null
- * when unlimited. URLs never carry credentials. Never blocks: it prints the cached snapshot.
+ * when unlimited; refreshed_at is when the stream figures were fetched (RFC 3339, UTC, with
+ * milliseconds), so a client can show their age. URLs never carry credentials. Never blocks: it
+ * prints the cached snapshot.
  */
 struct evd_buf;
 void evd_nats_backend_json(const struct evd_nats *n, struct evd_buf *out);

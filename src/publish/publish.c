@@ -116,6 +116,13 @@ static void req_put(struct evd_pub_req *r)
 	p->npool++;
 }
 
+void evd_publish_log_access(struct evd_publish *p, const struct evd_http_request *req, int status,
+			    size_t resp_bytes)
+{
+	if (p->access)
+		evd_access_log_line(p->access, req, status, resp_bytes);
+}
+
 void evd_pub_respond(struct evd_pub_req *r, int status, const char *ctype, const char *extra,
 		     const void *body, size_t len)
 {

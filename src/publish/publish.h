@@ -41,6 +41,12 @@ void evd_publish_set_subscribed_provider(struct evd_publish *p, evd_publish_subs
  */
 void evd_publish_reject(struct evd_publish *p, const struct evd_http_request *req, int status,
 			const char *reason, struct evd_buf *body, const char **content_type);
+/*
+ * A request the publish listener answered outside this module (/healthz, /readyz): one line in
+ * publish.access_log like every other request (man 8). Before the response is sent.
+ */
+void evd_publish_log_access(struct evd_publish *p, const struct evd_http_request *req, int status,
+			    size_t resp_bytes);
 /* A reloaded configuration: reloadable publish keys take effect for new requests. */
 void evd_publish_set_config(struct evd_publish *p, const struct evd_config *cfg);
 /* JetStream became ready (true) or not (false). */

@@ -37,6 +37,9 @@
 #define EVD_REGISTRY_DELIVER_PREFIX "_EVD.deliver."
 #define EVD_REGISTRY_DELIVER_GROUP "eventingd"
 #define EVD_REGISTRY_MAX_DELIVER_MARGIN 10
+/* metadata.annotations of each status item: where the manifest was read (values are strings). */
+#define EVD_REGISTRY_ANNOTATION_FILE "eventingd/file"
+#define EVD_REGISTRY_ANNOTATION_LINE "eventingd/line"
 
 struct evd_bridge;
 struct evd_nats;
@@ -76,13 +79,36 @@ bool evd_registry_loaded(const struct evd_registry *reg);
 void evd_registry_counts(const struct evd_registry *reg, size_t *active, size_t *ready);
 
 /*
- * GET /v1/subscriptions: {"directory":..., "subscriptions":[status...], "files":[...],
- * "summary":{...}}. Each status is Kyma's (reference §4.3) plus eventingd's fields.
+ * GET /v1/subscriptions: a Kubernetes list, {"apiVersion":"v1","kind":"List","metadata":{...},
+ * "items":[...]}, plus eventingd's "directory", "directoryError", "loaded", "lastScan",
+ * "lastApplied", "summary", "files" and "deleting". Each item has the shape of Kyma's
+ * Subscription resource as `kubectl get subscription -o json` prints it (DESIGN.md §7):
+ * apiVersion (the manifest's), kind, metadata {name, namespace, labels, annotations: the
+ * manifest's plus "eventingd/file" and "eventingd/line"}, spec (as written), status: Kyma's
+ * (ready, conditions, types, backend.types; reference §4.3) plus eventingd's (backend.consumers
+ * with their counters and "refreshedAt", backend.refreshedAt, config, lastError, warnings) and
+ * whatever the status_extra callback adds. eventingd-subscription(5), STATUS, lists every field.
  */
 void evd_registry_status_json(struct evd_registry *reg, struct evd_buf *out);
-/* GET /v1/subscriptions/{ns}/{name}: 0, or -ENOENT (nothing appended) when unknown. */
+/* GET /v1/subscriptions/{ns}/{name}: one item as above; 0, or -ENOENT (nothing appended) when
+ * unknown. */
 int evd_registry_subscription_json(struct evd_registry *reg, const char *ns, const char *name,
 				   struct evd_buf *out);
+/*
+ * Lets another component add fields to each subscription's status without the registry knowing
+ * it (dependencies point down: the daemon wires the dispatcher's delivery figures here, which
+ * it keeps by namespace/name). status_json and subscription_json call cb(data, ns, name, status)
+ * once per item, on the loop thread, after the registry's own fields: cb may add members to the
+ * status object (cJSON owns what is added; replacing the registry's own members is allowed but
+ * not expected), must not keep the pointer, and must not call back into the registry. A
+ * subscription cb knows nothing of gets nothing added. cb NULL removes it; data is borrowed and
+ * must outlive the registry or the next call. Loop thread.
+ */
+struct cJSON;
+typedef void evd_registry_status_extra_cb(void *data, const char *ns, const char *name,
+					  struct cJSON *status);
+void evd_registry_set_status_extra(struct evd_registry *reg, evd_registry_status_extra_cb *cb,
+				   void *data);
 /* The 404 body for an unknown one: {"error":"no subscription <ns>/<name>"} (JSON-escaped). */
 void evd_registry_not_found_json(const char *ns, const char *name, struct evd_buf *out);
 /*

@@ -42,6 +42,7 @@ struct reg_consumer {
 	int64_t since_ms;  /* wall clock of the last state change */
 	/* From the last answer of JetStream about it. */
 	bool have_info;
+	int64_t info_ms; /* wall clock when that answer arrived: the counters' age in the status */
 	int64_t created_ns;
 	uint64_t num_pending;
 	int64_t num_ack_pending;
@@ -115,6 +116,10 @@ struct evd_registry {
 	uint64_t reconcile_started; /* uv_now() when work appeared after idling */
 	uint64_t last_reconcile_ms; /* how long the last burst of work took */
 	size_t pruned_total;
+
+	/* ---- status (registry_status.c) */
+	evd_registry_status_extra_cb *status_extra; /* or NULL */
+	void *status_extra_data;
 
 	/* ---- metrics */
 	struct evd_metric *m_status;     /* eventing_ec_subscription_status */

@@ -12,6 +12,7 @@
 #include "util/util_buf.h"
 #include "util/util_mem.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -769,6 +770,102 @@ static void build_types(struct doc *d)
 
 static void sort_by_position(struct evd_diag *diag, size_t from);
 
+/* ---- the manifest as written, for the status ------------------------------------------------ */
+
+/* A JSON number literal (RFC 8259 §6), which can go into the JSON byte for byte. */
+static bool json_number(const char *v)
+{
+	if (*v == '-')
+		v++;
+	if (*v == '0')
+		v++;
+	else if (*v >= '1' && *v <= '9')
+		while (*v >= '0' && *v <= '9')
+			v++;
+	else
+		return false;
+	if (*v == '.') {
+		if (!(*++v >= '0' && *v <= '9'))
+			return false;
+		while (*v >= '0' && *v <= '9')
+			v++;
+	}
+	if (*v == 'e' || *v == 'E') {
+		v++;
+		if (*v == '+' || *v == '-')
+			v++;
+		if (!(*v >= '0' && *v <= '9'))
+			return false;
+		while (*v >= '0' && *v <= '9')
+			v++;
+	}
+	return *v == '\0';
+}
+
+/*
+ * A YAML node as JSON. Plain scalars follow the YAML 1.2 core schema (null, booleans, decimal
+ * numbers; a number JSON can write as is stays byte-exact, so large integers are not rounded);
+ * everything else is a string. strings: every non-null scalar is a string, as in Kyma's
+ * v1alpha2 spec (all strings, config a map[string]string) and in labels and annotations, so
+ * `maxInFlightMessages: 10` shows as "10" like kubectl would show it. The recursion is bounded:
+ * config_yaml.c refuses nesting deeper than 64 levels.
+ */
+static cJSON *yaml_json(const struct evd_yaml_node *n, bool strings)
+{
+	cJSON *o;
+
+	switch (n->kind) {
+	case EVD_YAML_MAP:
+		o = cJSON_CreateObject();
+		for (const struct evd_yaml_node *c = n->first; c; c = c->next)
+			cJSON_AddItemToObject(o, c->key, yaml_json(c, strings));
+		return o;
+	case EVD_YAML_SEQ:
+		o = cJSON_CreateArray();
+		for (const struct evd_yaml_node *c = n->first; c; c = c->next)
+			cJSON_AddItemToArray(o, yaml_json(c, strings));
+		return o;
+	case EVD_YAML_SCALAR:
+		break;
+	}
+	if (evd_yaml_is_null(n))
+		return cJSON_CreateNull();
+	if (!n->plain || strings)
+		return cJSON_CreateString(n->value);
+	if (!strcmp(n->value, "true") || !strcmp(n->value, "True") || !strcmp(n->value, "TRUE"))
+		return cJSON_CreateTrue();
+	if (!strcmp(n->value, "false") || !strcmp(n->value, "False") || !strcmp(n->value, "FALSE"))
+		return cJSON_CreateFalse();
+	if (json_number(n->value))
+		return cJSON_CreateRaw(n->value);
+	/* YAML numbers JSON cannot write as they stand: "+1", "007", ".5", "1.". */
+	const char *v = n->value + (n->value[0] == '+' || n->value[0] == '-');
+	if ((*v >= '0' && *v <= '9') || (*v == '.' && v[1] >= '0' && v[1] <= '9')) {
+		char *end;
+		double d = strtod(n->value, &end);
+		if (!*end && strspn(v, "0123456789.eE+-") == strlen(v))
+			return cJSON_CreateNumber(d);
+	}
+	return cJSON_CreateString(n->value);
+}
+
+/* What the status shows of the manifest: the spec, labels and annotations as written. */
+static void keep_manifest(struct doc *d, const struct evd_yaml_node *root)
+{
+	const struct evd_yaml_node *spec = evd_yaml_map_get(root, "spec");
+	const struct evd_yaml_node *md = evd_yaml_map_get(root, "metadata");
+	const struct evd_yaml_node *n;
+
+	if (spec)
+		d->sub->spec_json = yaml_json(spec, d->sub->api == EVD_SUB_V1ALPHA2);
+	if (md && md->kind == EVD_YAML_MAP) {
+		if ((n = evd_yaml_map_get(md, "labels")) && n->kind == EVD_YAML_MAP)
+			d->sub->labels_json = yaml_json(n, true);
+		if ((n = evd_yaml_map_get(md, "annotations")) && n->kind == EVD_YAML_MAP)
+			d->sub->annotations_json = yaml_json(n, true);
+	}
+}
+
 static struct evd_subscription *parse_doc(const char *file, const struct evd_registry_opts *opts,
 					  const struct evd_yaml_doc *ydoc, struct evd_diag *diag,
 					  int *name_line, int *name_col)
@@ -833,6 +930,7 @@ static struct evd_subscription *parse_doc(const char *file, const struct evd_reg
 		goto fail;
 
 	sort_by_position(&d.sub->warnings, 0);
+	keep_manifest(&d, root);
 	*name_line = d.name_line;
 	*name_col = d.name_col;
 	for (size_t i = 0; i < d.ntypes; i++)

@@ -105,6 +105,7 @@ static int info_cmp(const void *a, const void *b)
 static void store_info(struct reg_consumer *c, const struct reg_info *info)
 {
 	c->have_info = true;
+	c->info_ms = reg_wall_ms();
 	c->created_ns = info->created_ns;
 	c->num_pending = info->num_pending;
 	c->num_ack_pending = info->num_ack_pending;
@@ -284,11 +285,13 @@ static void on_job_loop(struct evd_bridge_item *item)
 	}
 	reg->job = NULL;
 	uint64_t now = uv_now(reg->loop);
+	bool stream_changed = false;
 
 	/* The listing was taken before this job's own ensures: look at it first. */
 	if (job->list && job->list_ok)
 		apply_listing(reg, job);
 	for (size_t i = 0; i < job->nops; i++) {
+		stream_changed |= job->ops[i].result == R_CREATED || job->ops[i].result == R_DELETED;
 		if (job->ops[i].kind == OP_ENSURE)
 			apply_ensure(reg, &job->ops[i], now);
 		else
@@ -308,6 +311,11 @@ static void on_job_loop(struct evd_bridge_item *item)
 		reg->prune_due = false;
 	}
 	job_free(job);
+	/* The stream's consumer count in GET /v1/backend is a snapshot refreshed every few
+	 * seconds: refresh it now, so it does not show the count from before this change next to
+	 * subscriptions that are already ready (one request per batch; ignored while one runs). */
+	if (stream_changed && reg->nats)
+		evd_nats_refresh_info(reg->nats);
 	reg_refresh_metrics(reg);
 	reg_reconcile_kick(reg);
 }

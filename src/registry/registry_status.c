@@ -3,11 +3,16 @@
  * The registry as JSON: GET /v1/subscriptions[/{ns}/{name}] on the admin listener and Kyma's
  * GET /{app}/v1/events/subscribed (registry.h). Built with cJSON (control plane, small).
  *
- * Each subscription is Kyma's v1alpha2 status (reference §4.3: ready, conditions with Kyma's
- * types and reasons, types[]{originalType,cleanType}, backend.types[]{originalType,consumerName})
- * flattened next to its identity, plus what eventingd adds: where it was read, its sink and
- * settings, the last error, warnings (type collisions among them, which Kyma merges silently),
- * and each consumer's state and counters from the last JetStream listing.
+ * Each subscription has the shape of Kyma's Subscription resource as kubectl prints it
+ * (DESIGN.md §7), so scripts written against Kyma read it unchanged: apiVersion, kind, metadata,
+ * the spec as written, and a status that is Kyma's v1alpha2 status (reference §4.3: ready,
+ * conditions with Kyma's types and reasons, types[]{originalType,cleanType},
+ * backend.types[]{originalType,consumerName}) plus what eventingd adds under it: each consumer's
+ * state and counters from the last JetStream listing with the time of that listing (the
+ * counters are cached, refreshed every 10 s: a client shows their age rather than passing them
+ * off as current), the settings in effect, the last error, warnings (type collisions among
+ * them, which Kyma merges silently), and whatever the status_extra callback adds (delivery
+ * figures). The file position is in metadata.annotations, as strings like any annotation.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,22 +27,39 @@
 #include "registry/registry_internal.h"
 #include "util/util_mem.h"
 
-static void iso_time(int64_t ms, char *out, size_t len)
+static void iso_time(int64_t ms, bool millis, char *out, size_t len)
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	size_t n = strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (millis)
+		snprintf(out + n, len - n, ".%03uZ", (unsigned)(ms % 1000));
+	else
+		snprintf(out + n, len - n, "Z");
 }
 
+/* RFC 3339 in UTC, or null when unknown (ms <= 0); seconds as Kubernetes writes its times. */
 static void add_time(cJSON *o, const char *key, int64_t ms)
 {
-	char buf[32];
+	char buf[40];
 	if (ms <= 0) {
 		cJSON_AddNullToObject(o, key);
 		return;
 	}
-	iso_time(ms, buf, sizeof(buf));
+	iso_time(ms, false, buf, sizeof(buf));
+	cJSON_AddStringToObject(o, key, buf);
+}
+
+/* The same with milliseconds, for snapshot times a client turns into an age ("as of 4 s ago"). */
+static void add_time_ms(cJSON *o, const char *key, int64_t ms)
+{
+	char buf[40];
+	if (ms <= 0) {
+		cJSON_AddNullToObject(o, key);
+		return;
+	}
+	iso_time(ms, true, buf, sizeof(buf));
 	cJSON_AddStringToObject(o, key, buf);
 }
 
@@ -92,25 +114,47 @@ static void collisions(const struct evd_registry *reg, const struct evd_subscrip
 	}
 }
 
+/* metadata: identity, the manifest's labels and annotations, and where it was read. */
+static cJSON *metadata_json(const struct evd_subscription *s)
+{
+	cJSON *md = cJSON_CreateObject(), *ann;
+	char line[16];
+
+	cJSON_AddStringToObject(md, "name", s->name);
+	cJSON_AddStringToObject(md, "namespace", s->ns);
+	if (s->labels_json)
+		cJSON_AddItemToObject(md, "labels", cJSON_Duplicate(s->labels_json, true));
+	ann = s->annotations_json ? cJSON_Duplicate(s->annotations_json, true) : cJSON_CreateObject();
+	/* Annotation values are strings in Kubernetes: the line too. Ours win over the file's. */
+	snprintf(line, sizeof(line), "%d", s->line);
+	cJSON_DeleteItemFromObjectCaseSensitive(ann, EVD_REGISTRY_ANNOTATION_FILE);
+	cJSON_DeleteItemFromObjectCaseSensitive(ann, EVD_REGISTRY_ANNOTATION_LINE);
+	cJSON_AddStringToObject(ann, EVD_REGISTRY_ANNOTATION_FILE, s->file);
+	cJSON_AddStringToObject(ann, EVD_REGISTRY_ANNOTATION_LINE, line);
+	cJSON_AddItemToObject(md, "annotations", ann);
+	return md;
+}
+
+/*
+ * One item: {"apiVersion","kind","metadata","spec","status"} in kubectl's order. status holds
+ * Kyma's fields first (ready, conditions, types, backend.types), then eventingd's.
+ */
 static cJSON *sub_json(const struct evd_registry *reg, const struct evd_subscription *s)
 {
-	cJSON *o = cJSON_CreateObject(), *arr, *item;
+	cJSON *o = cJSON_CreateObject(), *st, *arr, *item;
 	bool ready = reg_sub_ready(reg, s), active = reg->backend_ready;
 	const char *error = NULL;
 	size_t nready = 0, nowned = 0;
-	int64_t active_since = 0, first_since = 0;
+	int64_t active_since = 0, first_since = 0, oldest_info = 0;
+	bool all_info = true;
 
-	cJSON_AddStringToObject(o, "namespace", s->ns);
-	cJSON_AddStringToObject(o, "name", s->name);
 	cJSON_AddStringToObject(o, "apiVersion", s->api_version ? s->api_version : "");
-	cJSON_AddStringToObject(o, "file", s->file);
-	cJSON_AddNumberToObject(o, "line", s->line);
-	cJSON_AddStringToObject(o, "sink", s->sink.url);
-	cJSON_AddStringToObject(o, "typeMatching", evd_type_matching_name(s->type_matching));
-	cJSON_AddStringToObject(o, "source", s->source ? s->source : "");
-	cJSON_AddNumberToObject(o, "maxInFlightMessages", s->max_in_flight);
-	cJSON_AddStringToObject(o, "contentMode", evd_content_mode_name(s->content_mode));
-	cJSON_AddBoolToObject(o, "ready", false); /* set below */
+	cJSON_AddStringToObject(o, "kind", "Subscription");
+	cJSON_AddItemToObject(o, "metadata", metadata_json(s));
+	cJSON_AddItemToObject(o, "spec", s->spec_json ? cJSON_Duplicate(s->spec_json, true)
+						       : cJSON_CreateObject());
+	st = cJSON_AddObjectToObject(o, "status");
+	cJSON_AddBoolToObject(st, "ready", ready);
 
 	/* Consumers first: they decide "Subscription active". */
 	cJSON *backend = cJSON_CreateObject(), *btypes = cJSON_AddArrayToObject(backend, "types");
@@ -129,6 +173,7 @@ static cJSON *sub_json(const struct evd_registry *reg, const struct evd_subscrip
 		cJSON_AddStringToObject(item, "name", ty->consumer);
 		cJSON_AddStringToObject(item, "subject", ty->subject);
 		cJSON_AddStringToObject(item, "state", c ? state_name(c->state) : "pending");
+		all_info &= c && c->have_info;
 		if (c) {
 			nready += c->state == REG_C_READY;
 			if (c->state != REG_C_READY && c->error && !error)
@@ -142,13 +187,18 @@ static cJSON *sub_json(const struct evd_registry *reg, const struct evd_subscrip
 				cJSON_AddNumberToObject(item, "numPending", (double)c->num_pending);
 				cJSON_AddNumberToObject(item, "numAckPending", (double)c->num_ack_pending);
 				cJSON_AddNumberToObject(item, "numRedelivered", (double)c->num_redelivered);
+				add_time_ms(item, "refreshedAt", c->info_ms);
+				if (!oldest_info || c->info_ms < oldest_info)
+					oldest_info = c->info_ms;
 			}
 			add_str_or_null(item, "error", c->error);
 		}
 		cJSON_AddItemToArray(consumers, item);
 	}
+	/* The counters of every consumer are at least this old (null: some have none yet). */
+	add_time_ms(backend, "refreshedAt", all_info ? oldest_info : 0);
 
-	cJSON *conds = cJSON_AddArrayToObject(o, "conditions");
+	cJSON *conds = cJSON_AddArrayToObject(st, "conditions");
 	add_condition(conds, "Subscription spec valid", true,
 		      "Subscription spec has no validation errors", "", first_since);
 	char msg[512];
@@ -198,18 +248,30 @@ static cJSON *sub_json(const struct evd_registry *reg, const struct evd_subscrip
 		error = "https sinks need TLS support, which this eventingd does not have yet: the "
 			"consumer keeps the events until it does";
 
-	arr = cJSON_AddArrayToObject(o, "types");
+	arr = cJSON_AddArrayToObject(st, "types");
 	for (size_t t = 0; t < s->ntypes; t++) {
 		item = cJSON_CreateObject();
 		cJSON_AddStringToObject(item, "originalType", s->types[t].original);
 		cJSON_AddStringToObject(item, "cleanType", s->types[t].clean);
 		cJSON_AddItemToArray(arr, item);
 	}
-	cJSON_AddItemToObject(o, "backend", backend);
-	add_str_or_null(o, "lastError", ready ? NULL : error);
-	cJSON_AddItemToObject(o, "warnings", warnings);
-	cJSON_ReplaceItemInObjectCaseSensitive(o, "ready", cJSON_CreateBool(ready));
+	cJSON_AddItemToObject(st, "backend", backend);
+	/* The settings in effect, defaults applied (Kyma's v1alpha1 status had config too). */
+	cJSON *config = cJSON_AddObjectToObject(st, "config");
+	cJSON_AddNumberToObject(config, "maxInFlightMessages", s->max_in_flight);
+	cJSON_AddStringToObject(config, "contentMode", evd_content_mode_name(s->content_mode));
+	add_str_or_null(st, "lastError", ready ? NULL : error);
+	cJSON_AddItemToObject(st, "warnings", warnings);
+	if (reg->status_extra)
+		reg->status_extra(reg->status_extra_data, s->ns, s->name, st);
 	return o;
+}
+
+void evd_registry_set_status_extra(struct evd_registry *reg, evd_registry_status_extra_cb *cb,
+				   void *data)
+{
+	reg->status_extra = cb;
+	reg->status_extra_data = cb ? data : NULL;
 }
 
 static cJSON *diag_strings(const struct evd_diag *d, enum evd_diag_severity sev)
@@ -240,13 +302,17 @@ void evd_registry_status_json(struct evd_registry *reg, struct evd_buf *out)
 	cJSON *root = cJSON_CreateObject(), *subs, *files, *sum;
 	size_t active = 0, ready = 0, failed = 0;
 
+	/* kubectl's list: apiVersion, items, kind, metadata; eventingd's members after them. */
+	cJSON_AddStringToObject(root, "apiVersion", "v1");
+	subs = cJSON_AddArrayToObject(root, "items");
+	cJSON_AddStringToObject(root, "kind", "List");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(root, "metadata"), "resourceVersion", "");
 	cJSON_AddStringToObject(root, "directory", reg->dir);
 	add_str_or_null(root, "directoryError", reg->dir_error);
 	cJSON_AddBoolToObject(root, "loaded", reg->loaded);
 	add_time(root, "lastScan", reg->last_scan_ms);
 	add_time(root, "lastApplied", reg->applied_ms);
 	sum = cJSON_AddObjectToObject(root, "summary");
-	subs = cJSON_AddArrayToObject(root, "subscriptions");
 	files = cJSON_AddArrayToObject(root, "files");
 	for (size_t i = 0; reg->set && i < reg->set->active.count; i++) {
 		const struct evd_subscription *s = reg->set->active.items[i];

@@ -3,6 +3,7 @@
 #include "registry/registry_check.h"
 #include "util/util_mem.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ void evd_subscription_free(struct evd_subscription *s)
 	}
 	free(s->config);
 	evd_diag_free(&s->warnings);
+	cJSON_Delete(s->spec_json);
+	cJSON_Delete(s->labels_json);
+	cJSON_Delete(s->annotations_json);
 	free(s);
 }
 

@@ -71,6 +71,8 @@ struct evd_sink {
 };
 
 /* One spec.config entry: Kyma's map[string]string, kept as strings, sorted by key. */
+struct cJSON;
+
 struct evd_sub_config {
 	char *key;
 	char *value;
@@ -107,6 +109,17 @@ struct evd_subscription {
 	size_t nconfig;
 
 	struct evd_diag warnings; /* this subscription's own warnings (EventMesh keys, ...) */
+
+	/*
+	 * The manifest as written, for the status API, which shows each subscription as kubectl
+	 * shows the resource: spec (v1alpha1: the v1alpha1 spec, not the conversion) and
+	 * metadata.labels / metadata.annotations (NULL when absent). cJSON trees owned by the
+	 * subscription; like everything here, never modified after parsing. Not compared by the
+	 * diff: what matters for consumers and delivery is in the fields above.
+	 */
+	struct cJSON *spec_json;
+	struct cJSON *labels_json;
+	struct cJSON *annotations_json;
 };
 
 struct evd_subscription *evd_subscription_new(void);

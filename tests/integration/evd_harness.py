@@ -12,8 +12,9 @@ run_tests() stops every tracked eventingd that still runs with SIGTERM and fails
 it exits 0 without a report: a leak per request is caught by every test that makes requests.
 
 Time: every timeout the harness takes (wait_for, wait_healthy, wait_ready, stop, http_request,
-NotifySocket.wait_for, wait_log) is nominal and multiplied by TIME_SCALE (EVD_TEST_TIME_SCALE,
-1 by default; CI sets it for the sanitizer builds). Use scaled() for a test's own sleeps and
+NotifySocket.wait_for, wait_log, eventingd_cli) is nominal and multiplied by TIME_SCALE
+(EVD_TEST_TIME_SCALE, 1 by default; CI sets it for the sanitizer builds); one already passed
+through scaled() is not multiplied again. Use scaled() for a test's own sleeps and
 deadlines where the machine's speed decides how long something takes; never for a sleep that
 must stay shorter than a timer of the daemon's.
 """
@@ -33,8 +34,18 @@ import traceback
 TIME_SCALE = float(os.environ.get("EVD_TEST_TIME_SCALE", "1"))
 
 
+class _Scaled(float):
+    """A duration scaled() already multiplied: the harness's helpers do not scale it again."""
+
+
 def scaled(seconds):
-    return seconds * TIME_SCALE
+    return _Scaled(seconds * TIME_SCALE)
+
+
+def _timeout(seconds):
+    """A helper's timeout: nominal seconds are scaled, scaled() ones taken as they are, so both
+    wait_for(pred, 10) and wait_for(pred, scaled(10)) wait the same."""
+    return seconds if isinstance(seconds, _Scaled) else scaled(seconds)
 
 
 EVENTINGD = os.environ.get("EVENTINGD", "eventingd")
@@ -57,7 +68,7 @@ def free_port():
 def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
     """Polls pred until it returns something true and returns that. timeout is nominal seconds
     (scaled here by TIME_SCALE, so a sanitizer build gets proportionally longer)."""
-    timeout = scaled(timeout)
+    timeout = _timeout(timeout)
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -104,7 +115,7 @@ def http_request(method, url, body=None, headers=None, timeout=10):
     assert url.startswith("http://")
     hostport, _, path = url[len("http://"):].partition("/")
     host, _, port = hostport.rpartition(":")
-    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=scaled(timeout))
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=_timeout(timeout))
     try:
         conn.request(method, "/" + path, body=body, headers=headers or {})
         r = conn.getresponse()
@@ -139,7 +150,7 @@ class NatsServer:
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(scaled(10))
+            self.proc.wait(_timeout(10))
 
 
 class NotifySocket:
@@ -241,7 +252,7 @@ class Eventingd:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(scaled(timeout))
+            return self.proc.wait(_timeout(timeout))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError(f"{self.name} did not stop within {timeout}s after SIGTERM")
@@ -321,7 +332,7 @@ def eventingd_cli(*args, env=None, cwd=None, timeout=30, input=None):
     """Runs `eventingd ARGS`; returns (exit status, stdout, stderr). A sanitizer report in its
     output fails the test at once, whatever the exit status (timeout is nominal)."""
     p = subprocess.run([EVENTINGD, *args], capture_output=True, text=True, env=env, cwd=cwd,
-                       timeout=scaled(timeout), input=input)
+                       timeout=_timeout(timeout), input=input)
     report = sanitizer_report(p.stderr) or sanitizer_report(p.stdout)
     if report:
         raise AssertionError(f"sanitizer report from `eventingd {' '.join(args)}`:\n{report}")

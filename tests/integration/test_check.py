@@ -73,6 +73,19 @@ def test_run_with_missing_explicit_file_is_error(tmp):
     assert rc == 78, (rc, out, err)
 
 
+def test_every_subcommand_refuses_a_missing_explicit_file(tmp):
+    # status used to print "cannot read" and then ask the default admin address (another
+    # instance, perhaps) and exit 69; --admin/--url beside -c do not make the mistake go away.
+    missing = os.path.join(tmp, "missing.yaml")
+    for args in (["run", "-c", missing], ["-c", missing], ["check", "-c", missing],
+                 ["status", "-c", missing], ["status", "--admin", "http://127.0.0.1:9", "-c", missing],
+                 ["publish", "--type", "t", "--source", "s", "-c", missing],
+                 ["publish", "--type", "t", "--source", "s", "--url", "http://127.0.0.1:9/", "-c", missing]):
+        rc, out, err = eventingd_cli(*args, timeout=10)
+        assert rc == 78, (args, rc, out, err)
+        assert "missing.yaml" in err, (args, err)
+
+
 def test_no_config_means_sandbox(tmp):
     rc, out, err = eventingd_cli("check", "--dev", cwd=tmp)
     assert rc == 0, (rc, out, err)
@@ -88,6 +101,30 @@ def test_usage_errors(tmp):
     assert rc == 0 and out2 == out, (rc, out2, err)
     rc, out, err = eventingd_cli("--help")
     assert rc == 0 and out.startswith("usage: eventingd"), (rc, out, err)
+
+
+def build_sysconfdir():
+    with open(os.path.join(BUILD_ROOT, "evd_build_config.h")) as f:
+        for line in f:
+            if line.startswith("#define EVD_SYSCONFDIR_STR "):
+                return line.split(None, 2)[2].strip().strip('"')
+    raise AssertionError("EVD_SYSCONFDIR_STR not in evd_build_config.h")
+
+
+def test_help_and_man_pages_name_the_paths_of_this_build(tmp):
+    etc = build_sysconfdir() + "/eventingd"
+    rc, out, err = eventingd_cli("--help")
+    assert rc == 0, (rc, err)
+    assert f"Without -c, {etc}/eventingd.yaml is read" in out, out
+    assert f"subscriptions in {etc}/subscriptions.d" in out, out
+    # The installed man pages say what the binary does (a default build reads /usr/local/etc).
+    for page, want in (("eventingd.8", f"{etc}/eventingd.yaml"), ("eventingd.yaml.5", f"{etc}/eventingd.yaml"),
+                       ("eventingd-subscription.5", f"{etc}/subscriptions.d/")):
+        with open(os.path.join(BUILD_ROOT, "man", page)) as f:
+            text = f.read()
+        assert want in text, (page, want)
+        if etc != "/etc/eventingd":
+            assert "/etc/eventingd" not in text.replace(etc, ""), page
 
 
 if __name__ == "__main__":

@@ -429,10 +429,10 @@ def test_503_shed_beyond_max_in_flight(tmp):
         req = (b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nce-specversion: 1.0\r\n"
                b"ce-type: a.b\r\nce-source: s\r\nce-id: slow\r\nContent-Length: 2\r\n\r\n{}")
         s.sendall(req)
-        # Wait until that publish is in flight (sampling after a fixed sleep raced it on a
-        # loaded machine: the second request could be first).
-        wait_for(lambda: "eventingd_publish_in_flight 1" in
-                 http_request("GET", evd.admin + "/metrics")[2].decode(), what="one publish in flight")
+        # Wait until the first publish is really in flight (a loaded machine may take a while to
+        # read it); sampling after a fixed sleep let the second one take its place.
+        wait_for(lambda: "eventingd_publish_in_flight 1" in http_request("GET", evd.admin + "/metrics")[2].decode(),
+                 what="the first publish in flight")
         status, h, body = post(evd, "/publish", b"{}", binary_headers(id_="shed"))
         assert status == 503 and h.get("retry-after") == "1", (status, h, body)
         assert b"max_in_flight" in body, body

@@ -7,6 +7,7 @@ and `eventingd status`."""
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -127,6 +128,12 @@ def sub(evd, ns, name):
     return json.loads(body)
 
 
+def ready(evd, ns, name):
+    """The item once its status says ready, else None."""
+    s = sub(evd, ns, name)
+    return s if s and s["status"]["ready"] else None
+
+
 def start_external(tmp, config=None, name="evd"):
     # Deletions wait subscriptions.delete_grace (10 s by default): 1 s keeps the tests short.
     config = dict(config or {})
@@ -168,20 +175,37 @@ def test_add_edit_break_fix_delete(tmp):
     assert not cfg.get("flow_control") and not cfg.get("idle_heartbeat"), cfg
     created = c["created"]
 
-    s = wait_for(lambda: (sub(evd, "team", "orders") or {}).get("ready") and sub(evd, "team", "orders"),
+    s = wait_for(lambda: ready(evd, "team", "orders"),
                  5, what="team/orders ready")
-    assert s["conditions"][0] == {**s["conditions"][0], "type": "Subscription spec valid", "status": "True",
-                                  "reason": "Subscription spec has no validation errors"}, s
-    assert s["conditions"][1]["type"] == "Subscription active" and s["conditions"][1]["status"] == "True"
-    assert s["conditions"][1]["reason"] == "NATS Subscription active", s
-    assert s["types"] == [{"originalType": "order.created.v1", "cleanType": "order.created.v1"}], s
-    assert s["backend"]["types"] == [{"originalType": "order.created.v1", "consumerName": cname}], s
-    assert s["file"].endswith("a.yaml") and s["line"] == 1 and s["sink"] == "http://127.0.0.1:1/one", s
-    assert s["lastError"] is None, s
+    cond = s["status"]["conditions"][0]
+    assert cond == {**cond, "type": "Subscription spec valid", "status": "True",
+                    "reason": "Subscription spec has no validation errors"}, s
+    assert s["status"]["conditions"][1]["type"] == "Subscription active", s
+    assert s["status"]["conditions"][1]["status"] == "True", s
+    assert s["status"]["conditions"][1]["reason"] == "NATS Subscription active", s
+    assert s["status"]["types"] == [{"originalType": "order.created.v1", "cleanType": "order.created.v1"}], s
+    assert s["status"]["backend"]["types"] == [{"originalType": "order.created.v1", "consumerName": cname}], s
+    # Kyma's Subscription resource as kubectl prints it: the spec as written, the file position
+    # in annotations (strings, as every annotation).
+    assert s["apiVersion"] == "eventing.kyma-project.io/v1alpha2" and s["kind"] == "Subscription", s
+    assert s["metadata"]["name"] == "orders" and s["metadata"]["namespace"] == "team", s
+    ann = s["metadata"]["annotations"]
+    assert ann["eventingd/file"] == a and ann["eventingd/line"] == "1", s
+    assert s["spec"] == {"source": "commerce", "types": ["order.created.v1"],
+                         "sink": "http://127.0.0.1:1/one"}, s
+    assert s["status"]["config"] == {"maxInFlightMessages": 10, "contentMode": "BINARY"}, s
+    (con,) = s["status"]["backend"]["consumers"]
+    assert con["name"] == cname and con["numPending"] == 0 and con["numAckPending"] == 0, con
+    assert con["refreshedAt"] and s["status"]["backend"]["refreshedAt"], s
+    lst = subs(evd)
+    assert lst["apiVersion"] == "v1" and lst["kind"] == "List", lst
+    assert [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in lst["items"]] == \
+        [("default", "other"), ("team", "orders")], lst
+    assert s["status"]["lastError"] is None, s
 
     # Sink changed: same consumer, new sink in the status.
     write(a, manifest("orders", ns="team", sink="http://127.0.0.1:2/two"))
-    wait_for(lambda: sub(evd, "team", "orders")["sink"] == "http://127.0.0.1:2/two", 10, what="new sink")
+    wait_for(lambda: sub(evd, "team", "orders")["spec"]["sink"] == "http://127.0.0.1:2/two", 10, what="new sink")
     assert nc.consumers()[cname]["created"] == created
 
     # maxInFlightMessages changed: updated in place.
@@ -189,7 +213,7 @@ def test_add_edit_break_fix_delete(tmp):
     c = wait_for(lambda: nc.consumers()[cname]["config"]["max_ack_pending"] == 25 and nc.consumers()[cname],
                  3, what="max_ack_pending 25")
     assert c["created"] == created
-    assert wait_for(lambda: sub(evd, "team", "orders")["maxInFlightMessages"] == 25, 3)
+    assert wait_for(lambda: sub(evd, "team", "orders")["status"]["config"]["maxInFlightMessages"] == 25, 3)
 
     # Broken YAML: the previous version stays, the error names FILE:LINE:COL, b.yaml unaffected.
     write(a, manifest("orders", ns="team", sink="http://127.0.0.1:3/three") + "  extra: [\n")
@@ -201,9 +225,9 @@ def test_add_edit_break_fix_delete(tmp):
     assert f["previousVersionActive"], f
     assert any(e.startswith(a + ":") and "YAML" in e for e in f["errors"]), f
     s = sub(evd, "team", "orders")
-    assert s["sink"] == "http://127.0.0.1:2/two" and s["ready"], s
-    assert any("previous version" in w for w in s["warnings"]), s
-    assert sub(evd, "default", "other")["ready"]
+    assert s["spec"]["sink"] == "http://127.0.0.1:2/two" and s["status"]["ready"], s
+    assert any("previous version" in w for w in s["status"]["warnings"]), s
+    assert sub(evd, "default", "other")["status"]["ready"]
     assert subs(evd)["summary"]["filesFailed"] == 1
 
     # An invalid type, separately: exact position and field path.
@@ -212,7 +236,7 @@ def test_add_edit_break_fix_delete(tmp):
                                                                    for e in failed_a()["errors"]) and failed_a(),
                  3, what="invalid type reported")
     assert f"{a}:10:7: spec.types[1]: " in f["errors"][0] and "must have minimum 2 segments" in f["errors"][0], f
-    assert sub(evd, "team", "orders")["sink"] == "http://127.0.0.1:2/two"
+    assert sub(evd, "team", "orders")["spec"]["sink"] == "http://127.0.0.1:2/two"
     status, _, body = http_request("GET", evd.admin + "/metrics")
     assert b"eventingd_subscription_files_failed 1\n" in body, body
 
@@ -220,7 +244,7 @@ def test_add_edit_break_fix_delete(tmp):
     write(a, manifest("orders", ns="team", types=["order.created.v1", "order.paid.v1"], sink="http://127.0.0.1:4/"))
     c2 = consumer_name("team", "orders", "kyma.commerce.order.paid.v1")
     wait_for(lambda: c2 in nc.consumers(), 10, what="second consumer")
-    wait_for(lambda: sub(evd, "team", "orders")["ready"] and subs(evd)["summary"]["filesFailed"] == 0, 3)
+    wait_for(lambda: sub(evd, "team", "orders")["status"]["ready"] and subs(evd)["summary"]["filesFailed"] == 0, 3)
     assert nc.consumers()[cname]["created"] == created
 
     # Type removed: its consumer deleted. File deleted: everything deleted, 404.
@@ -249,14 +273,15 @@ def test_duplicate_name_first_wins(tmp):
     evd.start()
     evd.wait_ready()
     s = wait_for(lambda: sub(evd, "default", "dup"), 5)
-    assert s["sink"] == "http://127.0.0.1:1/first" and s["file"].endswith("10-first.yaml"), s
+    assert s["spec"]["sink"] == "http://127.0.0.1:1/first", s
+    assert s["metadata"]["annotations"]["eventingd/file"].endswith("10-first.yaml"), s
     second = [f for f in subs(evd)["files"] if f["file"].endswith("20-second.yaml")][0]
     assert any("also defined in" in e and "10-first.yaml" in e for e in second["errors"]), second
     # The active one keeps winning over a newcomer that sorts first.
     write(os.path.join(evd.subs_dir, "05-zero.yaml"), manifest("dup", sink="http://127.0.0.1:1/zero"))
     zero = wait_for(lambda: [f for f in subs(evd)["files"] if f["file"].endswith("05-zero.yaml")], 3)[0]
     assert any("10-first.yaml" in e and "it was active first" in e for e in zero["errors"]), zero
-    assert sub(evd, "default", "dup")["sink"] == "http://127.0.0.1:1/first"
+    assert sub(evd, "default", "dup")["spec"]["sink"] == "http://127.0.0.1:1/first"
     assert evd.stop() == 0
 
 
@@ -290,21 +315,23 @@ def test_restart_rebinds_and_prunes_orphans_only(tmp):
     assert cs[keep]["created"] == created, "re-bound, not re-created"
     assert foreign in cs and pull in cs, cs.keys()
     evd.wait_log("pruned orphan consumer " + orphan)
-    assert wait_for(lambda: sub(evd, "default", "keep")["ready"], 5)
+    assert wait_for(lambda: sub(evd, "default", "keep")["status"]["ready"], 5)
 
     # A subscription whose consumer exists with Kyma's settings: left alone, reported.
     write(os.path.join(evd.subs_dir, "b.yaml"), manifest("foreign"))
+
     def conflict():
         # lastError is set while the consumer is still being verified too ("0 of 1 ready"):
         # wait for the verdict, not for the first error text.
-        x = sub(evd, "default", "foreign") or {}
+        x = (sub(evd, "default", "foreign") or {"status": {}})["status"]
         cs = (x.get("backend") or {}).get("consumers") or [{}]
-        return cs[0].get("state") == "conflict" and x
+        return cs[0].get("state") == "conflict" and sub(evd, "default", "foreign")
     s = wait_for(conflict, 5, what="conflict reported")
-    assert not s["ready"], s
-    assert s["conditions"][1]["status"] == "False" and s["conditions"][1]["reason"] == "NATS Subscription not active"
-    assert "flow control" in s["lastError"] and "heartbeat" in s["lastError"], s
-    assert s["backend"]["consumers"][0]["state"] == "conflict", s
+    assert not s["status"]["ready"], s
+    assert s["status"]["conditions"][1]["status"] == "False", s
+    assert s["status"]["conditions"][1]["reason"] == "NATS Subscription not active", s
+    assert "flow control" in s["status"]["lastError"] and "heartbeat" in s["status"]["lastError"], s
+    assert s["status"]["backend"]["consumers"][0]["state"] == "conflict", s
     assert nc.consumers()[foreign]["config"].get("flow_control"), "conflicting consumer untouched"
     assert evd.stop() == 0
 
@@ -315,20 +342,20 @@ def test_nats_outage_and_lost_store(tmp):
     evd.start()
     evd.wait_ready()
     name = consumer_name("default", "survivor", SUBJECT)
-    wait_for(lambda: sub(evd, "default", "survivor")["ready"], 5)
+    wait_for(lambda: sub(evd, "default", "survivor")["status"]["ready"], 5)
     port = nats.port
     nats.stop(signal.SIGKILL)
-    s = wait_for(lambda: not sub(evd, "default", "survivor")["ready"] and sub(evd, "default", "survivor"),
+    s = wait_for(lambda: not ready(evd, "default", "survivor") and sub(evd, "default", "survivor"),
                  10, what="not ready while NATS is down")
-    assert s["conditions"][1]["reason"] == "NATS Subscription not active", s
-    assert "JetStream is not ready" in s["lastError"], s
+    assert s["status"]["conditions"][1]["reason"] == "NATS Subscription not active", s
+    assert "JetStream is not ready" in s["status"]["lastError"], s
     # A new server on the same port with an empty store: the consumer is re-created.
     fresh = track(NatsServer(tmp, port=port))
     fresh.store = os.path.join(tmp, "fresh-store")
     fresh.start()
     nc = client(fresh)
     wait_for(lambda: name in nc.consumers(), 20, what="consumer re-created after reconnect")
-    wait_for(lambda: sub(evd, "default", "survivor")["ready"], 5)
+    wait_for(lambda: sub(evd, "default", "survivor")["status"]["ready"], 5)
     # Deleted behind eventingd's back: noticed by the periodic listing and re-created.
     r = nc.request(f"$JS.API.CONSUMER.DELETE.{STREAM}.{name}")
     assert r.get("success"), r
@@ -359,7 +386,7 @@ def test_half_written_file_loses_nothing(tmp):
     evd.start()
     evd.wait_ready()
     nc = client(nats)
-    wait_for(lambda: sub(evd, "default", "half")["ready"], 5)
+    wait_for(lambda: sub(evd, "default", "half")["status"]["ready"], 5)
     created = consumer_name("default", "half", SUBJECT)
     paid = consumer_name("default", "half", "kyma.commerce.order.paid.v1")
     before = nc.consumers()
@@ -383,7 +410,7 @@ def test_half_written_file_loses_nothing(tmp):
         f.flush()
         time.sleep(0.5)
         f.write(good[half:])
-    wait_for(lambda: (sub(evd, "default", "half") or {}).get("ready"), 10, what="back")
+    wait_for(lambda: ready(evd, "default", "half"), 10, what="back")
     evd.wait_log("is wanted again: not deleting it")
     assert subs(evd)["deleting"] == []
     time.sleep(grace + 0.5)  # past the grace period: nothing may have been deleted meanwhile
@@ -436,8 +463,8 @@ def test_directory_appearing_later_prunes_nothing_wanted(tmp):
     write(os.path.join(missing, "one.yaml"), manifest("one"))
     time.sleep(0.5)
     write(os.path.join(missing, "two.yaml"), manifest("two"))
-    wait_for(lambda: (sub(evd, "default", "one") or {}).get("ready") and
-             (sub(evd, "default", "two") or {}).get("ready"), 10, what="both ready")
+    wait_for(lambda: ready(evd, "default", "one") and
+             ready(evd, "default", "two"), 10, what="both ready")
     # The orphan goes once the set was stable for 3 s and its own 3 s grace passed.
     wait_for(lambda: orphan not in nc.consumers(), 15, what="orphan pruned")
     after = nc.consumers()
@@ -454,7 +481,7 @@ def test_reload_of_nats_url_keeps_prune_default(tmp):
     evd.start()
     evd.wait_ready()
     nc = client(nats)
-    wait_for(lambda: sub(evd, "default", "mine")["ready"], 5)
+    wait_for(lambda: sub(evd, "default", "mine")["status"]["ready"], 5)
     theirs = ours(nc, "default", "another-instance")
     evd.config["nats"]["url"] = "embedded"
     evd.write_config()
@@ -477,7 +504,7 @@ def test_reload_prunes_from_the_new_set_only(tmp):
     evd.start()
     evd.wait_ready()
     nc = client(nats)
-    wait_for(lambda: sub(evd, "default", "old")["ready"], 5)
+    wait_for(lambda: sub(evd, "default", "old")["status"]["ready"], 5)
     wanted = ours(nc, "default", "moved")
     created = nc.consumers()[wanted]["created"]
     other = os.path.join(tmp, "other.d")
@@ -487,7 +514,7 @@ def test_reload_prunes_from_the_new_set_only(tmp):
     evd.config["subscriptions"]["prune_orphans"] = True
     evd.write_config()
     evd.signal(signal.SIGHUP)
-    wait_for(lambda: (sub(evd, "default", "moved") or {}).get("ready"), 10, what="new directory")
+    wait_for(lambda: ready(evd, "default", "moved"), 10, what="new directory")
     old = consumer_name("default", "old", SUBJECT)
     wait_for(lambda: old not in nc.consumers(), 10, what="the old directory's consumer deleted")
     assert nc.consumers()[wanted]["created"] == created, "re-bound, never pruned"
@@ -504,7 +531,7 @@ def test_reconnect_keeps_the_grace_period(tmp):
     evd.wait_ready()
     nc = client(nats)
     name = consumer_name("default", "steady", SUBJECT)
-    wait_for(lambda: sub(evd, "default", "steady")["ready"], 5)
+    wait_for(lambda: sub(evd, "default", "steady")["status"]["ready"], 5)
     nc.publish(SUBJECT)
     wait_for(lambda: nc.consumers()[name]["num_pending"] == 1, 5, what="one event pending")
     with open(path, "w"):
@@ -518,7 +545,7 @@ def test_reconnect_keeps_the_grace_period(tmp):
     again.start()
     wait_for(lambda: evd.backend()["nats"]["state"] == "ready", 20, what="reconnected")
     write(path, manifest("steady"))
-    wait_for(lambda: (sub(evd, "default", "steady") or {}).get("ready"), 10, what="back")
+    wait_for(lambda: ready(evd, "default", "steady"), 10, what="back")
     time.sleep(8)
     nc2 = client(again)
     # (a restarted server reports a slightly different creation time: the pending event tells)
@@ -535,7 +562,7 @@ def test_failed_delete_never_hits_a_wanted_consumer(tmp):
     evd.wait_ready()
     nc = client(nats)
     name = consumer_name("default", "flaky", SUBJECT)
-    wait_for(lambda: sub(evd, "default", "flaky")["ready"], 5)
+    wait_for(lambda: sub(evd, "default", "flaky")["status"]["ready"], 5)
     nats.proc.send_signal(signal.SIGSTOP)
     try:
         os.remove(path)
@@ -547,14 +574,14 @@ def test_failed_delete_never_hits_a_wanted_consumer(tmp):
                  20, what="the delete timed out")
     finally:
         nats.proc.send_signal(signal.SIGCONT)
-    wait_for(lambda: name in nc.consumers() and sub(evd, "default", "flaky")["ready"], 20,
+    wait_for(lambda: name in nc.consumers() and sub(evd, "default", "flaky")["status"]["ready"], 20,
              what="consumer there and ready")
     # Nothing retries the delete: it stays there (a ready consumer is never deleted).
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
         assert name in nc.consumers(), "a wanted consumer was deleted"
         time.sleep(0.2)
-    assert sub(evd, "default", "flaky")["ready"]
+    assert sub(evd, "default", "flaky")["status"]["ready"]
     assert subs(evd)["deleting"] == []
     assert evd.stop() == 0
 
@@ -567,7 +594,7 @@ def test_unreadable_file_keeps_previous_version(tmp):
     evd.wait_ready()
     nc = client(nats)
     name = consumer_name("default", "linked", SUBJECT)
-    wait_for(lambda: sub(evd, "default", "linked")["ready"], 5)
+    wait_for(lambda: sub(evd, "default", "linked")["status"]["ready"], 5)
     os.remove(path)
     os.symlink(os.path.join(tmp, "nowhere.yaml"), path)
     f = wait_for(lambda: [f for f in subs(evd)["files"] if f["file"] == path and f["failed"]], 10,
@@ -575,7 +602,7 @@ def test_unreadable_file_keeps_previous_version(tmp):
     assert f["errors"] == [f"{path}:1:1: cannot read: No such file or directory"], f
     assert f["previousVersionActive"], f
     time.sleep(3)
-    assert sub(evd, "default", "linked")["ready"]
+    assert sub(evd, "default", "linked")["status"]["ready"]
     assert name in nc.consumers()
     assert subs(evd)["deleting"] == []
     cfg = os.path.join(tmp, "check.yaml")
@@ -641,7 +668,7 @@ def test_sighup_rescans_and_missing_dir(tmp):
     os.makedirs(missing)
     write(os.path.join(missing, "a.yaml"), manifest("late"))
     # A missing directory is looked for every 2 s, so it is picked up without a signal.
-    wait_for(lambda: (sub(evd, "default", "late") or {}).get("ready"), 10, what="late subscription")
+    wait_for(lambda: ready(evd, "default", "late"), 10, what="late subscription")
     assert subs(evd)["directoryError"] is None
     # SIGHUP rescans at once.
     scans = subs(evd)["summary"]["scans"]
@@ -669,9 +696,9 @@ def test_embedded_backend_reconciles_at_start(tmp):
     write(os.path.join(evd.subs_dir, "a.yaml"), manifest("embedded"))
     evd.start()
     evd.wait_ready()
-    s = wait_for(lambda: (sub(evd, "default", "embedded") or {}).get("ready") and sub(evd, "default", "embedded"),
+    s = wait_for(lambda: ready(evd, "default", "embedded"),
                  10, what="ready with the embedded server")
-    assert s["backend"]["consumers"][0]["exists"], s
+    assert s["status"]["backend"]["consumers"][0]["exists"], s
     port = int(evd.backend()["embedded"]["url"].rsplit(":", 1)[1])
     nc = client_port(port)
     assert consumer_name("default", "embedded", SUBJECT) in nc.consumers()
@@ -689,7 +716,7 @@ def test_subscribed_route_answers_from_registry(tmp):
           "---\n" + manifest("elsewhere", source="crm", types=("lead.won.v1",)))
     evd.start()
     evd.wait_ready()
-    wait_for(lambda: len(subs(evd)["subscriptions"]) == 3, 10, what="three subscriptions")
+    wait_for(lambda: len(subs(evd)["items"]) == 3, 10, what="three subscriptions")
     status, headers, body = http_request("GET", evd.publish + "/commerce/v1/events/subscribed")
     assert status == 200 and headers["content-type"].startswith("application/json"), (status, headers)
     got = json.loads(body)["eventsInfo"]
@@ -740,6 +767,16 @@ def test_check_cli(tmp):
     assert rc == 0 and "no such directory" in out, (rc, out, err)
 
 
+def status_row(out, key):
+    """The cells of key's line in `eventingd status`'s table (AS OF is one cell: "4 s ago")."""
+    for line in out.splitlines():
+        m = re.match(r"^  (\S+)\s+(yes|no)\s+(\d+)\s+(\S+)\s+(-|\d+ (?:s|min|h|d) ago)\s+(\S+)\s+(\S+)\s+(\S*)$",
+                     line)
+        if m and m.group(1) == key:
+            return list(m.groups())
+    return None
+
+
 def test_status_cli(tmp):
     nats, evd = start_external(tmp)
     write(os.path.join(evd.subs_dir, "a.yaml"), manifest("orders", ns="team", types=["a.b.v1", "c.d.v1"],
@@ -747,18 +784,51 @@ def test_status_cli(tmp):
     write(os.path.join(evd.subs_dir, "b.yaml"), "kind: [\n")
     evd.start()
     evd.wait_ready()
-    wait_for(lambda: sub(evd, "team", "orders")["ready"], 5)
+    wait_for(lambda: ready(evd, "team", "orders"), 5)
+    # The stream figures are refreshed every 5 s, and also as soon as the registry has created
+    # consumers: BACKEND does not show 0 consumers next to a ready subscription until the next
+    # tick (a wait shorter than the period, so this fails without that refresh).
+    wait_for(lambda: evd.backend()["nats"]["stream"]["consumers"] == 2, scaled(4),
+             what="the stream's consumer count refreshed after the consumers were created")
     rc, out, err = eventingd_cli("status", "--admin", evd.admin)
     assert rc == 0, (rc, out, err)
     assert "BACKEND" in out and "SUBSCRIPTIONS" in out, out
-    line = [l for l in out.splitlines() if "team/orders" in l][0]
-    assert line.split() == ["team/orders", "yes", "2", "http://127.0.0.1:1/x"], line
-    assert "NAMESPACE/NAME" in out and "b.yaml:2:1:" in out and "not applied" in out, out
+    assert re.search(r"^  consumers   2$", out, re.M), out
+    # The stream figures are a snapshot: their age is shown.
+    assert re.search(r"^  as of       \d+ s ago$", out, re.M), out
+    header = [l for l in out.splitlines() if "NAMESPACE/NAME" in l][0]
+    assert header.split() == ["NAMESPACE/NAME", "READY", "TYPES", "PENDING", "AS", "OF", "DELIVERED",
+                              "FAILED", "SINK"], header
+    # Nothing published yet; no dispatcher figures in the status: "-".
+    row = status_row(out, "team/orders")
+    assert row and row[1:4] == ["yes", "2", "0"] and row[5:] == ["-", "-", "http://127.0.0.1:1/x"], (row, out)
+    assert "b.yaml:2:1:" in out and "not applied" in out, out
+
+    # Three events wait in the consumers (nothing delivers them yet): PENDING counts them once
+    # the counters are refreshed, with their age next to them.
+    for i, typ in enumerate(["a.b.v1", "a.b.v1", "c.d.v1"]):
+        status, _, body = http_request("POST", evd.publish + "/publish", body=b"{}", headers={
+            "ce-specversion": "1.0", "ce-id": str(i), "ce-source": "commerce", "ce-type": typ,
+            "content-type": "application/json"})
+        assert status == 204, (status, body)
+
+    def pending_three():
+        rc, out, err = eventingd_cli("status", "--admin", evd.admin)
+        assert rc == 0, (rc, out, err)
+        row = status_row(out, "team/orders")
+        return row and row[3] == "3" and row
+
+    row = wait_for(pending_three, scaled(30), interval=0.5, what="PENDING 3")
+    assert row[4].endswith(" s ago") and int(row[4].split()[0]) < scaled(30), row
+    s = sub(evd, "team", "orders")
+    assert sum(c["numPending"] + c["numAckPending"] for c in s["status"]["backend"]["consumers"]) == 3, s
+
     rc, out, err = eventingd_cli("status", "--admin", evd.admin, "--json")
     assert rc == 0, (rc, out, err)
     doc = json.loads(out)
     assert doc["backend"]["nats"]["state"] == "ready", doc
-    assert doc["subscriptions"]["subscriptions"][0]["name"] == "orders", doc
+    assert doc["backend"]["nats"]["stream"]["refreshed_at"].endswith("Z"), doc
+    assert doc["subscriptions"]["items"][0]["metadata"]["name"] == "orders", doc
     assert doc["subscriptions"]["summary"]["filesFailed"] == 1, doc
     assert evd.stop() == 0
 

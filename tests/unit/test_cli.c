@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The pure parts of the CLI: listen address -> URL, the request `publish` builds (checked by
- * decoding it again with the server's decoders), and the form `display` prints.
+ * decoding it again with the server's decoders), the form `display` prints, and the text of
+ * `eventingd status` (times, ages, the table).
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -312,6 +315,109 @@ static void test_display_format(void)
 	evd_buf_free(&out);
 }
 
+static void test_status_times(void)
+{
+	static const struct {
+		const char *text;
+		int64_t ms;
+	} times[] = {
+		{ "1970-01-01T00:00:00Z", 0 },
+		{ "2026-12-01T14:50:03Z", 1796136603000 },
+		{ "2026-12-01T14:50:03.123Z", 1796136603123 },
+		{ "2026-12-01T14:50:03.1Z", 1796136603100 },
+		{ "2026-12-01T14:50:03.123456789Z", 1796136603123 },
+		{ "2026-12-01T15:50:03+01:00", 1796136603000 },
+		{ "2026-12-01T13:20:03.5-01:30", 1796136603500 },
+		{ "2026-12-01T14:50:03", -1 },
+		{ "2026-12-01 14:50:03Z", -1 },
+		{ "2026-12-01T14:50:03.Z", -1 },
+		{ "2026-12-01T14:50:03Zx", -1 },
+		{ "", -1 },
+		{ NULL, -1 },
+	};
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
+		CHECK_INT(evd_cli_parse_time(times[i].text), times[i].ms);
+
+	static const struct {
+		int64_t now, then;
+		const char *age;
+	} ages[] = {
+		{ 10000, 10000, "0 s ago" },    { 10000, 5900, "4 s ago" },
+		{ 10000, 12000, "0 s ago" },    /* clocks that disagree a little */
+		{ 200000, 80001, "119 s ago" }, { 200000, 80000, "2 min ago" },
+		{ 7200000, 1, "119 min ago" },  { 7300000, 0, "2 h ago" },
+		{ 200000000, 0, "2 d ago" },    { 10000, -1, "-" },
+	};
+	for (size_t i = 0; i < sizeof(ages) / sizeof(ages[0]); i++) {
+		char out[32];
+		evd_cli_age(ages[i].now, ages[i].then, out, sizeof(out));
+		CHECK_STR(out, ages[i].age);
+	}
+}
+
+/* The whole text of `eventingd status` from fixed documents and a fixed clock. */
+static void test_status_print(void)
+{
+	static const char backend[] =
+		"{\"mode\":\"embedded\",\"nats\":{\"state\":\"ready\",\"url\":\"nats://127.0.0.1:4222\","
+		"\"server\":{\"name\":\"n1\",\"version\":\"2.9.10\"},\"stream\":{\"name\":\"sap\","
+		"\"storage\":\"file\",\"retention\":\"interest\",\"discard\":\"new\",\"messages\":5,"
+		"\"bytes\":100,\"consumers\":3,\"max_bytes\":1000,"
+		"\"refreshed_at\":\"2026-12-01T14:50:07.000Z\"},\"last_error\":null}}";
+	static const char subs[] =
+		"{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":["
+		/* Counters for both consumers, and the dispatcher's figures. */
+		"{\"metadata\":{\"name\":\"orders\",\"namespace\":\"default\"},"
+		"\"spec\":{\"sink\":\"http://127.0.0.1:1/\"},\"status\":{\"ready\":true,"
+		"\"types\":[{},{}],\"backend\":{\"consumers\":["
+		"{\"numPending\":2,\"numAckPending\":1},{\"numPending\":0,\"numAckPending\":0}],"
+		"\"refreshedAt\":\"2026-12-01T14:50:06.400Z\"},\"lastError\":null,\"warnings\":[],"
+		"\"delivery\":{\"delivered\":120,\"failed\":2,\"lastFailure\":\"2026-12-01T14:49:00Z\","
+		"\"lastFailureReason\":\"HTTP 500\"}}},"
+		/* A consumer without counters yet, no dispatcher: dashes. */
+		"{\"metadata\":{\"name\":\"new-one\",\"namespace\":\"team\"},"
+		"\"spec\":{\"sink\":\"http://127.0.0.1:2/x\"},\"status\":{\"ready\":false,"
+		"\"types\":[{}],\"backend\":{\"consumers\":[{\"numPending\":4,\"numAckPending\":0},"
+		"{\"exists\":false}],\"refreshedAt\":null},"
+		"\"lastError\":\"creating or verifying consumers: 1 of 2 ready\","
+		"\"warnings\":[\"w1\"]}}],"
+		"\"directory\":\"/etc/eventingd/subscriptions.d\",\"directoryError\":null,"
+		"\"summary\":{\"subscriptions\":2,\"ready\":1,\"files\":2,\"filesFailed\":0},"
+		"\"files\":[],\"deleting\":[{\"consumer\":\"abc\",\"namespace\":\"default\","
+		"\"name\":\"gone\",\"subject\":\"kyma.a.b.v1\",\"state\":\"deleting in 3 s\"}]}";
+	cJSON *b = cJSON_Parse(backend), *s = cJSON_Parse(subs);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	CHECK(b && s && out);
+	evd_cli_status_print(out, b, s, evd_cli_parse_time("2026-12-01T14:50:10.500Z"));
+	fclose(out);
+	CHECK_STR(text,
+		  "BACKEND\n"
+		  "  mode        embedded\n"
+		  "  state       ready\n"
+		  "  url         nats://127.0.0.1:4222\n"
+		  "  server      n1 (nats-server 2.9.10)\n"
+		  "  stream      sap (file, interest retention, discard new)\n"
+		  "  as of       3 s ago\n"
+		  "  messages    5\n"
+		  "  bytes       100 of 1000 (10.0%)\n"
+		  "  consumers   3\n"
+		  "\n"
+		  "SUBSCRIPTIONS  /etc/eventingd/subscriptions.d: 2 active, 1 ready, 0 of 2 files failed\n"
+		  "  NAMESPACE/NAME  READY  TYPES  PENDING  AS OF    DELIVERED  FAILED  SINK\n"
+		  "  default/orders  yes        2        3  4 s ago        120       2  http://127.0.0.1:1/\n"
+		  "      last delivery failure (70 s ago): HTTP 500\n"
+		  "  team/new-one    no         1        -  -                -       -  http://127.0.0.1:2/x\n"
+		  "      error: creating or verifying consumers: 1 of 2 ready\n"
+		  "      warning: w1\n"
+		  "  consumer abc of default/gone (kyma.a.b.v1): deleting in 3 s\n");
+	free(text);
+	cJSON_Delete(b);
+	cJSON_Delete(s);
+}
+
 int main(void)
 {
 	test_url_from_listen();
@@ -319,5 +425,7 @@ int main(void)
 	test_extension_names();
 	test_publish_build();
 	test_display_format();
+	test_status_times();
+	test_status_print();
 	UNIT_MAIN_END();
 }

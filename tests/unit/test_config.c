@@ -251,15 +251,24 @@ static void test_every_key(void)
 	int n = evd_config_restart_keys(d, c, &restart);
 	CHECK_STR(restart.data,
 		  "publish.listen, publish.event_type_prefix, admin.listen, nats.url, "
-		  "nats.embedded.binary, nats.embedded.max_store, nats.user, nats.password, "
+		  "nats.embedded.binary, nats.embedded.max_store, "
+		  "nats.user, nats.password, "
 		  "nats.tls.ca, nats.tls.cert, nats.tls.key, state_dir, stream.name, "
-		  "stream.subject_prefix, stream.storage, stream.retention, stream.discard, "
-		  "stream.max_bytes, stream.max_age, stream.replicas, stream.duplicate_window, "
+		  "stream.subject_prefix, stream.storage, stream.retention, "
 		  "deadletters.stream, deadletters.max_bytes, deadletters.max_age");
-	CHECK_INT(n, 24);
+	CHECK_INT(n, 19);
 	evd_buf_reset(&restart);
 	CHECK_INT(evd_config_restart_keys(c, c, &restart), 0);
 	CHECK_INT(restart.len, 0);
+
+	/* A reload keeps the running value of every restart key and takes the reloadable ones. */
+	struct evd_config *kept = evd_config_defaults(false);
+	evd_config_keep_restart_keys(c, kept);
+	CHECK_INT(evd_config_restart_keys(c, kept, &restart), 0);
+	CHECK_STR(kept->stream.subject_prefix, "acme.ev");
+	CHECK_STR(kept->stream.name, "events");
+	CHECK_INT(kept->stream.max_bytes, d->stream.max_bytes);
+	evd_config_free(kept);
 	evd_buf_free(&restart);
 	evd_buf_free(&diff);
 	evd_config_free(d);
@@ -298,6 +307,7 @@ static void test_one_key(void)
 		{ "nats.url", "nats://127.0.0.1:4222", "subscriptions.prune_orphans" },
 		{ "nats.embedded.binary", "./nats", NULL },
 		{ "nats.embedded.max_store", "2GiB", NULL },
+		{ "nats.embedded.max_memory", "1GiB", NULL },
 		{ "nats.creds", "/x.creds", NULL },
 		{ "nats.token", "t", NULL },
 		{ "nats.user", "u", "nats.password", "  password: p\n" },
@@ -308,7 +318,7 @@ static void test_one_key(void)
 		{ "state_dir", "/tmp/x", NULL },
 		{ "stream.name", "other", "deadletters.stream" },
 		{ "stream.subject_prefix", "a.b", NULL },
-		{ "stream.storage", "memory", NULL },
+		{ "stream.storage", "memory", "nats.embedded.max_memory" },
 		{ "stream.retention", "limits", NULL },
 		{ "stream.discard", "old", NULL },
 		{ "stream.max_bytes", "1MiB", NULL },
@@ -837,6 +847,64 @@ static void test_man(const char *path)
 	free(text);
 }
 
+/* The embedded server's memory store follows a memory stream; check refuses one too small. */
+static void test_embedded_memory(void)
+{
+	struct evd_config *c = NULL;
+	struct evd_buf out = EVD_BUF_INIT;
+
+	CHECK_INT(load_text("stream:\n  storage: memory\n", false, &c, &out), 0);
+	CHECK(c && c->nats.embedded.max_memory == 700u << 20);
+	evd_config_free(c);
+	CHECK_INT(load_text("stream:\n  storage: memory\n  max_bytes: 10MiB\n", false, &c, &out), 0);
+	CHECK(c && c->nats.embedded.max_memory == 10u << 20);
+	evd_config_free(c);
+	CHECK_INT(load_text("stream:\n  max_bytes: 1GiB\nnats:\n  embedded:\n    max_store: 2GiB\n",
+			    false, &c, &out), 0);
+	CHECK(c && c->nats.embedded.max_memory == 64u << 20);
+	evd_config_free(c);
+	CHECK_INT(load_text("nats:\n  embedded:\n    max_memory: 64MiB\nstream:\n  storage: memory\n",
+			    false, &c, &out), -EINVAL);
+	CHECK(strstr(out.data, "t.yaml:3:17: nats.embedded.max_memory: cannot hold the memory "
+			       "stream's stream.max_bytes (700MiB), got 64MiB") != NULL);
+	evd_buf_free(&out);
+}
+
+/* nats.url user-info: RFC 3986 percent-decoding into the form nats.c's URL parser takes. */
+static void test_url_decode(void)
+{
+	static const struct {
+		const char *in, *want; /* want NULL: refused */
+	} rows[] = {
+		{ "nats://h:4222", "nats://h:4222" },
+		{ "nats://evd:p%40ss@h:4222", "nats://evd:p@ss@h:4222" },
+		{ "nats://evd:p@ss@h:4222", "nats://evd:p@ss@h:4222" }, /* raw '@': last one ends it */
+		{ "nats://ev%64:a%2Cb%3Ac%25@h", "nats://evd:a,b:c%@h" },
+		{ "tls://s3cr%2Ft@[::1]:4222", "tls://s3cr/t@[::1]:4222" }, /* a token */
+		{ "nats://u%3Ax:p@h", NULL },  /* ':' in a user name: nats.c would cut it */
+		{ "nats://u:p%zz@h", NULL },   /* not hex */
+		{ "nats://u:p%4@h", NULL },    /* truncated */
+		{ "nats://u:p%00@h", NULL },   /* NUL */
+	};
+	for (size_t i = 0; i < EVD_ARRAY_SIZE(rows); i++) {
+		char *out = NULL, why[160] = "";
+		int rc = evd_config_url_decode(rows[i].in, &out, why, sizeof(why));
+		if (rows[i].want) {
+			CHECK_INT(rc, 0);
+			CHECK_STR(out, rows[i].want);
+		} else {
+			CHECK_INT(rc, -EINVAL);
+			CHECK(why[0] != '\0');
+		}
+		free(out);
+	}
+	/* check refuses what cannot be decoded, at the value. */
+	char why[160];
+	CHECK(evd_config_check_url("nats://u:p%zz@h:4222", why, sizeof(why)) == -EINVAL);
+	CHECK(strstr(why, "%25") != NULL);
+	CHECK(evd_config_check_url("nats://u:p%40@h:4222", why, sizeof(why)) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	char cwd[4096];
@@ -862,6 +930,8 @@ int main(int argc, char **argv)
 	test_one_key();
 	test_bad();
 	test_warnings_and_computed();
+	test_url_decode();
+	test_embedded_memory();
 	if (paths[0])
 		test_sample(paths[0], false);
 	if (paths[1])

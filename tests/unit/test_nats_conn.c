@@ -21,7 +21,10 @@ static void test_redact(void)
 		{ "nats://token@h:4222", "nats://***@h:4222" },
 		{ "nats://a:4222,nats://u:p@b:4222,tls://c", "nats://a:4222,nats://***@b:4222,tls://c" },
 		{ "u:p@h:4222", "***@h:4222" },
-		{ "nats://h:4222/x@y", "nats://h:4222/x@y" }, /* '@' after the host is no user info */
+		/* nats.c's natsUrl_Create ends the user-info at the last '@' of a URL, '/' or not:
+		 * "h:4222/x" is user-info to it, so it is hidden (a raw '/' in a password). */
+		{ "nats://h:4222/x@y", "nats://***@y" },
+		{ "nats://u:p/w@h:4222,nats://v:q@@k", "nats://***@h:4222,nats://***@k" },
 		{ "nats://u:p@ss@h:4222", "nats://***@h:4222" }, /* the last '@' ends the user info */
 		{ "nats://[::1]:4222", "nats://[::1]:4222" },
 		{ ",", "," },

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Subscription registry: manifest parsing and validation (every rule with its exact
- * diagnostic), consumer naming against Kyma's example, the directory set rules and the diff.
+ * diagnostic), the manifest kept as JSON for the status, consumer naming against Kyma's example,
+ * the directory set rules and the diff.
  * argv[1], when given, is the source root: every sample in etc/subscriptions.d must load cleanly.
  */
 #include "unit.h"
@@ -11,6 +12,7 @@
 #include "registry/registry_set.h"
 #include "util/util_buf.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -275,6 +277,100 @@ static void test_v1alpha1(void)
 	CHECK_INT(l.count, 1);
 	evd_sub_list_clear(&l);
 	free(diag);
+}
+
+/*
+ * The manifest kept for the status (spec_json): YAML 1.2 core scalars in a v1alpha1 spec (here
+ * in filter.dialect, which accepts anything), always valid JSON; numbers JSON can write as they
+ * stand stay byte-exact; every value a string in a v1alpha2 spec.
+ */
+static void test_manifest_json(void)
+{
+	static const struct {
+		const char *yaml, *json;
+	} rows[] = {
+		{ "1", "1" },
+		{ "-0", "-0" },
+		{ "12345678901234567890", "12345678901234567890" },
+		{ "1.5e-3", "1.5e-3" },
+		{ "+1", "1" },
+		{ "007", "7" },
+		{ ".5", "0.5" },
+		{ "1.", "1" },
+		{ "0x1F", "\"0x1F\"" },
+		{ "1_000", "\"1_000\"" },
+		{ "1e", "\"1e\"" },
+		{ "-x", "\"-x\"" },
+		{ "--1", "\"--1\"" },
+		{ ".inf", "\".inf\"" },
+		{ ".", "\".\"" },
+		{ "1.2.3", "\"1.2.3\"" },
+		{ "\"1\"", "\"1\"" },
+		{ "'true'", "\"true\"" },
+		{ "true", "true" },
+		{ "False", "false" },
+		{ "~", "null" },
+		{ "null", "null" },
+		{ "yes", "\"yes\"" }, /* YAML 1.1's boolean is a string in 1.2 */
+		{ "a \"b\" \\ c", "\"a \\\"b\\\" \\\\ c\"" },
+		{ "{a: [1, x]}", "{\"a\":[1,\"x\"]}" },
+		{ "[]", "[]" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct evd_buf text = EVD_BUF_INIT;
+		evd_buf_printf(&text, "apiVersion: eventing.kyma-project.io/v1alpha1\n"
+				      "kind: Subscription\nmetadata: {name: m}\n"
+				      "spec:\n  sink: http://127.0.0.1/\n  filter:\n"
+				      "    dialect: %s\n    filters:\n"
+				      "      - eventSource: {value: noapp}\n"
+				      "        eventType: {value: sap.kyma.custom.noapp.order.created.v1}\n",
+			       rows[i].yaml);
+		struct evd_sub_list l = EVD_SUB_LIST_INIT;
+		int rc;
+		char *diag = parse(text.data, &rc, &l);
+		CHECK_INT(rc, 0);
+		CHECK_INT(l.count, 1);
+		if (l.count == 1) {
+			const cJSON *f = cJSON_GetObjectItem(l.items[0]->spec_json, "filter");
+			char *got = cJSON_PrintUnformatted(cJSON_GetObjectItem(f, "dialect"));
+			CHECK_STR(got, rows[i].json);
+			/* What the status prints is JSON a client can read back. */
+			char *all = cJSON_PrintUnformatted(l.items[0]->spec_json);
+			cJSON *back = cJSON_Parse(all);
+			CHECK(back != NULL);
+			cJSON_Delete(back);
+			cJSON_free(all);
+			cJSON_free(got);
+		}
+		if (rc)
+			fprintf(stderr, "%s\n", diag);
+		free(diag);
+		evd_sub_list_clear(&l);
+		evd_buf_free(&text);
+	}
+
+	/* v1alpha2: strings throughout; labels and annotations too; no metadata extras: NULL. */
+	const char *v2 = "apiVersion: eventing.kyma-project.io/v1alpha2\nkind: Subscription\n"
+			 "metadata:\n  name: m\n  labels: {n: 1, b: true}\n"
+			 "spec:\n  source: s\n  types: [a.b]\n  sink: http://127.0.0.1/\n"
+			 "  config: {maxInFlightMessages: 3, contentMode: ~}\n";
+	struct evd_sub_list l = EVD_SUB_LIST_INIT;
+	int rc;
+	char *diag = parse(v2, &rc, &l);
+	CHECK_INT(rc, 0);
+	CHECK_INT(l.count, 1);
+	if (l.count == 1) {
+		char *got = cJSON_PrintUnformatted(l.items[0]->spec_json);
+		CHECK_STR(got, "{\"source\":\"s\",\"types\":[\"a.b\"],\"sink\":\"http://127.0.0.1/\","
+			       "\"config\":{\"maxInFlightMessages\":\"3\",\"contentMode\":null}}");
+		cJSON_free(got);
+		got = cJSON_PrintUnformatted(l.items[0]->labels_json);
+		CHECK_STR(got, "{\"n\":\"1\",\"b\":\"true\"}");
+		cJSON_free(got);
+		CHECK(l.items[0]->annotations_json == NULL);
+	}
+	free(diag);
+	evd_sub_list_clear(&l);
 }
 
 static void test_multi_document(void)
@@ -929,6 +1025,7 @@ int main(int argc, char **argv)
 	test_exact_and_options();
 	test_same_subject_in_one_subscription();
 	test_v1alpha1();
+	test_manifest_json();
 	test_multi_document();
 	test_bad();
 	test_eventmesh_warnings();

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The running registry without NATS (nats NULL: status only): a directory read on the thread
- * pool and applied on the loop, a rescan after an edit, the status JSON (Kyma's conditions while
- * JetStream is not there), the metrics, and Kyma's /v1/events/subscribed answer.
+ * pool and applied on the loop, a rescan after an edit, the status JSON (Kyma's resource shape,
+ * the spec as written, Kyma's conditions while JetStream is not there, the status_extra hook),
+ * the metrics, and Kyma's /v1/events/subscribed answer.
  */
 #include "unit.h"
 
@@ -52,6 +53,31 @@ static void run_until_scans(uv_loop_t *loop, struct evd_registry *reg, double n)
 	}
 }
 
+/* A stand-in for the dispatcher's delivery figures: adds status.delivery to default/one only. */
+static int extra_calls;
+static void add_delivery(void *data, const char *ns, const char *name, cJSON *status)
+{
+	CHECK_STR((const char *)data, "dispatch");
+	extra_calls++;
+	if (strcmp(ns, "default") != 0 || strcmp(name, "one") != 0)
+		return;
+	cJSON *d = cJSON_AddObjectToObject(status, "delivery");
+	cJSON_AddNumberToObject(d, "delivered", 42);
+	cJSON_AddNumberToObject(d, "failed", 1);
+}
+
+/* item.status.key */
+static cJSON *st_get(const cJSON *item, const char *key)
+{
+	return cJSON_GetObjectItem(cJSON_GetObjectItem(item, "status"), key);
+}
+
+/* The JSON text of a node, for comparing a whole subtree (caller frees). */
+static char *text(const cJSON *o)
+{
+	return o ? cJSON_PrintUnformatted(o) : strdup("(missing)");
+}
+
 static cJSON *status(struct evd_registry *reg)
 {
 	struct evd_buf b = EVD_BUF_INIT;
@@ -77,20 +103,39 @@ int main(void)
 		   "  types: [sap.kyma.custom.commerce.order.shipped.v3, sap.kyma.custom.other.x.v1,\n"
 		   "          commerce.order.created.v1]\n"
 		   "  sink: http://127.0.0.1:1/\n");
-	write_file(dir, "d.yaml", std_sub("four", "shop", "[order.created.v1]"));
+	/* v1alpha2 fields are strings in Kyma, whatever YAML would make of them. */
+	write_file(dir, "d.yaml",
+		   "apiVersion: eventing.kyma-project.io/v1alpha2\nkind: Subscription\n"
+		   "metadata:\n  name: four\nspec:\n  id: 12345678901234567890\n  source: shop\n"
+		   "  types: [order.created.v1]\n  sink: http://127.0.0.1:1/\n"
+		   "  config: {maxInFlightMessages: 7}\n");
+	/* v1alpha1: the spec as written (not the conversion), YAML's types kept. */
+	write_file(dir, "e.yaml",
+		   "# a comment\n"
+		   "apiVersion: eventing.kyma-project.io/v1alpha1\nkind: Subscription\n"
+		   "metadata:\n  name: five\n  namespace: legacy\n"
+		   "  labels: {app: shop, tier: 1}\n"
+		   "  annotations: {note: hi, eventingd/line: \"999\"}\n"
+		   "spec:\n  sink: http://127.0.0.1:1/\n  filter:\n    filters:\n"
+		   "      - eventSource: {property: source, type: exact, value: noapp}\n"
+		   "        eventType: {property: type, type: exact,\n"
+		   "                    value: sap.kyma.custom.noapp.order.created.v1}\n"
+		   "  config:\n    maxInFlightMessages: 5\n");
 
 	struct evd_config *cfg = evd_config_defaults(true);
 	free(cfg->subscriptions.dir);
 	cfg->subscriptions.dir = evd_xstrdup(dir);
 	uv_loop_init(&loop);
 	CHECK_INT(evd_registry_new(&loop, NULL, NULL, cfg, metrics, &reg), 0);
+	static char tag[] = "dispatch";
+	evd_registry_set_status_extra(reg, add_delivery, tag);
 	CHECK_INT(evd_registry_start(reg), 0);
 	run_until_scans(&loop, reg, 1);
 	CHECK(evd_registry_loaded(reg));
 
 	size_t active, ready;
 	evd_registry_counts(reg, &active, &ready);
-	CHECK_INT(active, 4);
+	CHECK_INT(active, 5);
 	CHECK_INT(ready, 0); /* no JetStream */
 
 	/* Kyma's subscribed answer: standard by source, exact by prefix, deduplicated. */
@@ -103,38 +148,126 @@ int main(void)
 	evd_registry_subscribed_json(reg, "nobody", "sap.kyma.custom", &b);
 	CHECK_STR(b.data, "{\"eventsInfo\":[]}\n");
 
-	/* One subscription: Kyma's shape; not active without JetStream. */
+	/* One subscription: Kyma's resource shape; not active without JetStream. */
 	evd_buf_reset(&b);
+	extra_calls = 0;
 	CHECK_INT(evd_registry_subscription_json(reg, "default", "one", &b), 0);
+	CHECK_INT(extra_calls, 1);
 	cJSON *s = cJSON_Parse(b.data);
-	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(s, "ready")));
-	cJSON *conds = cJSON_GetObjectItem(s, "conditions");
+	CHECK_STR(cJSON_GetObjectItem(s, "apiVersion")->valuestring,
+		  "eventing.kyma-project.io/v1alpha2");
+	CHECK_STR(cJSON_GetObjectItem(s, "kind")->valuestring, "Subscription");
+	cJSON *md = cJSON_GetObjectItem(s, "metadata");
+	CHECK_STR(cJSON_GetObjectItem(md, "name")->valuestring, "one");
+	CHECK_STR(cJSON_GetObjectItem(md, "namespace")->valuestring, "default");
+	CHECK(cJSON_GetObjectItem(md, "labels") == NULL);
+	cJSON *ann = cJSON_GetObjectItem(md, "annotations");
+	CHECK(strstr(cJSON_GetObjectItem(ann, "eventingd/file")->valuestring, "/a.yaml") != NULL);
+	CHECK_STR(cJSON_GetObjectItem(ann, "eventingd/line")->valuestring, "1");
+	char *t = text(cJSON_GetObjectItem(s, "spec"));
+	CHECK_STR(t, "{\"source\":\"commerce\",\"types\":[\"order.created.v1\",\"order.paid.v2\"],"
+		     "\"sink\":\"http://127.0.0.1:1/\"}");
+	free(t);
+	CHECK(cJSON_IsFalse(st_get(s, "ready")));
+	cJSON *conds = st_get(s, "conditions");
 	CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(conds, 0), "type")->valuestring,
 		  "Subscription spec valid");
 	CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(conds, 0), "status")->valuestring, "True");
 	CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(conds, 1), "reason")->valuestring,
 		  "NATS Subscription not active");
-	CHECK(strstr(cJSON_GetObjectItem(s, "lastError")->valuestring, "JetStream is not ready") != NULL);
-	cJSON *types = cJSON_GetObjectItem(s, "types");
+	CHECK(strstr(st_get(s, "lastError")->valuestring, "JetStream is not ready") != NULL);
+	cJSON *types = st_get(s, "types");
 	CHECK_INT(cJSON_GetArraySize(types), 2);
 	CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(types, 1), "cleanType")->valuestring,
 		  "order.paid.v2");
-	cJSON *bt = cJSON_GetObjectItem(cJSON_GetObjectItem(s, "backend"), "types");
+	cJSON *backend = st_get(s, "backend");
+	cJSON *bt = cJSON_GetObjectItem(backend, "types");
 	CHECK_INT(strlen(cJSON_GetObjectItem(cJSON_GetArrayItem(bt, 0), "consumerName")->valuestring), 32);
+	/* No JetStream, so no counters yet: no snapshot time either. */
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(backend, "refreshedAt")));
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(backend, "consumers")), 2);
+	t = text(st_get(s, "config"));
+	CHECK_STR(t, "{\"maxInFlightMessages\":10,\"contentMode\":\"BINARY\"}");
+	free(t);
+	/* What the hook added, after the registry's own fields. */
+	t = text(st_get(s, "delivery"));
+	CHECK_STR(t, "{\"delivered\":42,\"failed\":1}");
+	free(t);
 	cJSON_Delete(s);
 	evd_buf_reset(&b);
 	CHECK_INT(evd_registry_subscription_json(reg, "default", "nope", &b), -ENOENT);
 	CHECK_INT(b.len, 0);
 
+	/* v1alpha2 spec values are strings, as in Kyma's CRD (a YAML integer is shown as "7"). */
+	evd_buf_reset(&b);
+	CHECK_INT(evd_registry_subscription_json(reg, "default", "four", &b), 0);
+	s = cJSON_Parse(b.data);
+	t = text(cJSON_GetObjectItem(s, "spec"));
+	CHECK_STR(t, "{\"id\":\"12345678901234567890\",\"source\":\"shop\","
+		     "\"types\":[\"order.created.v1\"],\"sink\":\"http://127.0.0.1:1/\",\"config\":{\"maxInFlightMessages\":\"7\"}}");
+	free(t);
+	CHECK_INT(cJSON_GetObjectItem(st_get(s, "config"), "maxInFlightMessages")->valueint, 7);
+	CHECK(st_get(s, "delivery") == NULL); /* the hook knows nothing of it */
+	cJSON_Delete(s);
+
+	/* v1alpha1: the v1alpha1 spec as written; status.types has the converted type. */
+	evd_buf_reset(&b);
+	CHECK_INT(evd_registry_subscription_json(reg, "legacy", "five", &b), 0);
+	s = cJSON_Parse(b.data);
+	CHECK_STR(cJSON_GetObjectItem(s, "apiVersion")->valuestring,
+		  "eventing.kyma-project.io/v1alpha1");
+	t = text(cJSON_GetObjectItem(s, "spec"));
+	CHECK_STR(t, "{\"sink\":\"http://127.0.0.1:1/\",\"filter\":{\"filters\":[{\"eventSource\":"
+		     "{\"property\":\"source\",\"type\":\"exact\",\"value\":\"noapp\"},\"eventType\":"
+		     "{\"property\":\"type\",\"type\":\"exact\",\"value\":"
+		     "\"sap.kyma.custom.noapp.order.created.v1\"}}]},\"config\":{\"maxInFlightMessages\":5}}");
+	free(t);
+	md = cJSON_GetObjectItem(s, "metadata");
+	t = text(cJSON_GetObjectItem(md, "labels"));
+	CHECK_STR(t, "{\"app\":\"shop\",\"tier\":\"1\"}");
+	free(t);
+	/* The file's annotations are kept; eventingd's own position wins over a stale one. */
+	ann = cJSON_GetObjectItem(md, "annotations");
+	CHECK_STR(cJSON_GetObjectItem(ann, "note")->valuestring, "hi");
+	CHECK_STR(cJSON_GetObjectItem(ann, "eventingd/line")->valuestring, "2");
+	cJSON *t0 = cJSON_GetArrayItem(st_get(s, "types"), 0);
+	CHECK_STR(cJSON_GetObjectItem(t0, "originalType")->valuestring,
+		  "sap.kyma.custom.noapp.order.created.v1");
+	cJSON_Delete(s);
+
+	/* The list: Kubernetes' List around the same items; the hook runs for each. */
+	extra_calls = 0;
+	cJSON *root0 = status(reg);
+	CHECK_INT(extra_calls, 5);
+	CHECK_STR(cJSON_GetObjectItem(root0, "apiVersion")->valuestring, "v1");
+	CHECK_STR(cJSON_GetObjectItem(root0, "kind")->valuestring, "List");
+	cJSON *items = cJSON_GetObjectItem(root0, "items");
+	CHECK_INT(cJSON_GetArraySize(items), 5);
+	/* Sorted by (namespace, name): default/four, one, three, two, legacy/five. */
+	CHECK_STR(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(items, 1), "metadata"),
+				      "name")->valuestring, "one");
+	CHECK(cJSON_IsNumber(cJSON_GetObjectItem(st_get(cJSON_GetArrayItem(items, 1), "delivery"),
+						  "delivered")));
+	CHECK(cJSON_IsArray(cJSON_GetObjectItem(root0, "files")));
+	CHECK(cJSON_IsArray(cJSON_GetObjectItem(root0, "deleting")));
+	cJSON_Delete(root0);
+	/* Unhooked: nothing added. */
+	evd_registry_set_status_extra(reg, NULL, NULL);
+	extra_calls = 0;
+	evd_buf_reset(&b);
+	evd_registry_subscription_json(reg, "default", "one", &b);
+	CHECK(strstr(b.data, "\"delivery\"") == NULL);
+	CHECK_INT(extra_calls, 0);
+
 	/* Type collision (reference §3.5): "two" and "three" share kyma.commerce.order.created.v1. */
 	evd_buf_reset(&b);
 	evd_registry_subscription_json(reg, "default", "three", &b);
 	s = cJSON_Parse(b.data);
-	conds = cJSON_GetObjectItem(s, "conditions");
+	conds = st_get(s, "conditions");
 	CHECK_INT(cJSON_GetArraySize(conds), 3);
 	CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(conds, 2), "type")->valuestring,
 		  "Subscription type collision");
-	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(s, "warnings")) >= 1);
+	CHECK(cJSON_GetArraySize(st_get(s, "warnings")) >= 1);
 	cJSON_Delete(s);
 
 	/* A broken edit: previous version active, the file reported; the metric counts it. */
@@ -154,12 +287,12 @@ int main(void)
 		}
 	}
 	CHECK_INT(failed, 1);
-	CHECK_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "subscriptions")->valueint, 4);
+	CHECK_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "subscriptions")->valueint, 5);
 	cJSON_Delete(root);
 	evd_buf_reset(&b);
 	evd_metrics_render(metrics, &b);
 	CHECK(strstr(b.data, "eventingd_subscription_files_failed 1\n") != NULL);
-	CHECK(strstr(b.data, "eventingd_subscriptions{state=\"not_ready\"} 4\n") != NULL);
+	CHECK(strstr(b.data, "eventingd_subscriptions{state=\"not_ready\"} 5\n") != NULL);
 	CHECK(strstr(b.data, "eventing_ec_subscription_status{subscription_name=\"one\","
 			     "subscription_namespace=\"default\",consumer_name=\"") != NULL);
 
@@ -170,7 +303,7 @@ int main(void)
 	evd_registry_rescan(reg);
 	run_until_scans(&loop, reg, 3);
 	evd_registry_counts(reg, &active, &ready);
-	CHECK_INT(active, 3);
+	CHECK_INT(active, 4);
 	evd_buf_reset(&b);
 	evd_metrics_render(metrics, &b);
 	CHECK(strstr(b.data, "subscription_name=\"one\"") == NULL);
@@ -181,8 +314,8 @@ int main(void)
 	CHECK_INT(uv_loop_close(&loop), 0);
 	evd_config_free(cfg);
 	evd_metrics_free(metrics);
-	const char *names[] = { "b.yaml", "c.yaml", "d.yaml" };
-	for (size_t i = 0; i < 3; i++) {
+	const char *names[] = { "b.yaml", "c.yaml", "d.yaml", "e.yaml" };
+	for (size_t i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		unlink(path);
 	}
