@@ -18,6 +18,7 @@ through scaled() is not multiplied again. Use scaled() for a test's own sleeps a
 deadlines where the machine's speed decides how long something takes; never for a sleep that
 must stay shorter than a timer of the daemon's.
 """
+import ctypes
 import http.client
 import json
 import os
@@ -56,6 +57,15 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 
 class Skip(Exception):
     pass
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the test process dies (meson's timeout, a crash),
+    so no nats-server or eventingd outlives a run (prctl PR_SET_PDEATHSIG; Linux only)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port():
@@ -142,7 +152,7 @@ class NatsServer:
     def start(self):
         self.proc = subprocess.Popen(
             [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), 0.2).close() or True,
                  what=f"nats-server on port {self.port}")
         return self
@@ -222,7 +232,7 @@ class Eventingd:
     def start(self, *args):
         self.proc = subprocess.Popen([EVENTINGD, "run", "-c", self.config_path, *args],
                                      stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "ab"),
-                                     env=self.env, cwd=self.tmp)
+                                     env=self.env, cwd=self.tmp, preexec_fn=_die_with_parent)
         return self
 
     def wait_healthy(self, timeout=15):

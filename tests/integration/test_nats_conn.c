@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +92,9 @@ static void start_server_js(bool js)
 		exit(1);
 	}
 	if (server_pid == 0) {
+		/* The server dies with this test even when the test does not get to kill_server()
+		 * (a crash, a sanitizer's halt, meson's timeout): no nats-server outlives a run. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 1);
