@@ -285,12 +285,13 @@ void evd_http_conn_accept(struct evd_http_server *srv)
 {
 	if (srv->stopping || srv->nconns >= srv->limits.max_connections) {
 		/* Accept and close at once, so the backlog does not fill with connections that will
-		 * never be served; the 503 is best effort. */
+		 * never be served; the 503 is best effort. Like every 503 of ours it says when to
+		 * come back (Retry-After), so a client retries instead of giving up. */
 		uv_tcp_t *t = evd_xmalloc(sizeof(*t));
 		uv_tcp_init(srv->loop, t);
 		if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)t) == 0) {
 			static char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-					    "Connection: close\r\n\r\n";
+					    "Retry-After: 1\r\nConnection: close\r\n\r\n";
 			uv_buf_t b = uv_buf_init(msg, sizeof(msg) - 1);
 			(void)uv_try_write((uv_stream_t *)t, &b, 1);
 			evd_log_debug(srv->name, "connection refused: %u connections open",

@@ -4,8 +4,21 @@ ports, real HTTP. Standard library only.
 
 Each test module defines functions named test_*; run_tests() runs them in order, prints a line
 per test and "N passed, N failed", and exits 1 on failure (77 when a required program is
-missing). A test fails if a sanitizer report appears in any daemon's stderr.
+missing).
+
+A test fails if a sanitizer report appears in any daemon's stderr or in the output of a CLI run
+(eventingd_cli). LeakSanitizer reports only when a process exits, so after a test passes,
+run_tests() stops every tracked eventingd that still runs with SIGTERM and fails the test unless
+it exits 0 without a report: a leak per request is caught by every test that makes requests.
+
+Time: every timeout the harness takes (wait_for, wait_healthy, wait_ready, stop, http_request,
+NotifySocket.wait_for, wait_log, eventingd_cli) is nominal and multiplied by TIME_SCALE
+(EVD_TEST_TIME_SCALE, 1 by default; CI sets it for the sanitizer builds); one already passed
+through scaled() is not multiplied again. Use scaled() for a test's own sleeps and
+deadlines where the machine's speed decides how long something takes; never for a sleep that
+must stay shorter than a timer of the daemon's.
 """
+import ctypes
 import http.client
 import json
 import os
@@ -18,16 +31,41 @@ import tempfile
 import time
 import traceback
 
+# Other engineers' tests use exactly these two names.
+TIME_SCALE = float(os.environ.get("EVD_TEST_TIME_SCALE", "1"))
+
+
+class _Scaled(float):
+    """A duration scaled() already multiplied: the harness's helpers do not scale it again."""
+
+
+def scaled(seconds):
+    return _Scaled(seconds * TIME_SCALE)
+
+
+def _timeout(seconds):
+    """A helper's timeout: nominal seconds are scaled, scaled() ones taken as they are, so both
+    wait_for(pred, 10) and wait_for(pred, scaled(10)) wait the same."""
+    return seconds if isinstance(seconds, _Scaled) else scaled(seconds)
+
+
 EVENTINGD = os.environ.get("EVENTINGD", "eventingd")
 NATS_SERVER = shutil.which(os.environ.get("NATS_SERVER", "nats-server"))
-TIME_SCALE = float(os.environ.get("EVD_TEST_TIME_SCALE", "1"))
-def scaled(seconds): return seconds * TIME_SCALE
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer", "ERROR: UndefinedBehaviorSanitizer")
 
 
 class Skip(Exception):
     pass
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the test process dies (meson's timeout, a crash),
+    so no nats-server or eventingd outlives a run (prctl PR_SET_PDEATHSIG; Linux only)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port():
@@ -38,6 +76,9 @@ def free_port():
 
 
 def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
+    """Polls pred until it returns something true and returns that. timeout is nominal seconds
+    (scaled here by TIME_SCALE, so a sanitizer build gets proportionally longer)."""
+    timeout = _timeout(timeout)
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -84,7 +125,7 @@ def http_request(method, url, body=None, headers=None, timeout=10):
     assert url.startswith("http://")
     hostport, _, path = url[len("http://"):].partition("/")
     host, _, port = hostport.rpartition(":")
-    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=_timeout(timeout))
     try:
         conn.request(method, "/" + path, body=body, headers=headers or {})
         r = conn.getresponse()
@@ -111,7 +152,7 @@ class NatsServer:
     def start(self):
         self.proc = subprocess.Popen(
             [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), 0.2).close() or True,
                  what=f"nats-server on port {self.port}")
         return self
@@ -119,7 +160,7 @@ class NatsServer:
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(10)
+            self.proc.wait(_timeout(10))
 
 
 class NotifySocket:
@@ -191,7 +232,7 @@ class Eventingd:
     def start(self, *args):
         self.proc = subprocess.Popen([EVENTINGD, "run", "-c", self.config_path, *args],
                                      stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "ab"),
-                                     env=self.env, cwd=self.tmp)
+                                     env=self.env, cwd=self.tmp, preexec_fn=_die_with_parent)
         return self
 
     def wait_healthy(self, timeout=15):
@@ -217,11 +258,11 @@ class Eventingd:
         self.proc.send_signal(sig)
 
     def stop(self, timeout=30):
-        """SIGTERM; returns the exit status."""
+        """SIGTERM; returns the exit status (timeout is nominal, scaled by TIME_SCALE)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            return self.proc.wait(_timeout(timeout))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError(f"{self.name} did not stop within {timeout}s after SIGTERM")
@@ -239,11 +280,25 @@ class Eventingd:
             return ""
 
     def check_sanitizers(self):
-        text = self.stderr()
-        for mark in SANITIZER_MARKS:
-            if mark in text:
-                i = text.index(mark)
-                raise AssertionError(f"sanitizer report in {self.name}'s stderr:\n{text[max(0, i - 200):i + 3000]}")
+        report = sanitizer_report(self.stderr())
+        if report:
+            raise AssertionError(f"sanitizer report in {self.name}'s stderr:\n{report}")
+
+    def wait_log(self, text, timeout=10):
+        """Waits until text appears in the daemon's stderr (a line is written when the daemon
+        gets to it, not when its effect becomes visible elsewhere: wait, never sample)."""
+        return wait_for(lambda: text in self.stderr(), timeout, what=f"{text!r} in {self.name}'s log")
+
+    def finish(self):
+        """After a passing test: SIGTERM the daemon if it still runs, require exit 0 and no
+        sanitizer report (LeakSanitizer reports only at exit). A daemon the test ended itself
+        keeps the status the test saw; its output is still scanned."""
+        if self.proc is not None and self.proc.poll() is None:
+            rc = self.stop()
+            if rc != 0:
+                raise AssertionError(f"{self.name} exited with {rc} after SIGTERM (0 expected):\n"
+                                     f"{self.stderr()[-4000:]}")
+        self.check_sanitizers()
 
 
 def deep_merge(dst, src):
@@ -274,10 +329,23 @@ def to_yaml(obj, indent=0):
     return "\n".join(x for x in out if x) + ("\n" if indent == 0 else "")
 
 
-def eventingd_cli(*args, env=None, cwd=None, timeout=30):
-    """Runs `eventingd ARGS`; returns (exit status, stdout, stderr)."""
+def sanitizer_report(text):
+    """The first sanitizer report in text (with some context), or None."""
+    for mark in SANITIZER_MARKS:
+        if mark in text:
+            i = text.index(mark)
+            return text[max(0, i - 200):i + 3000]
+    return None
+
+
+def eventingd_cli(*args, env=None, cwd=None, timeout=30, input=None):
+    """Runs `eventingd ARGS`; returns (exit status, stdout, stderr). A sanitizer report in its
+    output fails the test at once, whatever the exit status (timeout is nominal)."""
     p = subprocess.run([EVENTINGD, *args], capture_output=True, text=True, env=env, cwd=cwd,
-                       timeout=timeout)
+                       timeout=_timeout(timeout), input=input)
+    report = sanitizer_report(p.stderr) or sanitizer_report(p.stdout)
+    if report:
+        raise AssertionError(f"sanitizer report from `eventingd {' '.join(args)}`:\n{report}")
     return p.returncode, p.stdout, p.stderr
 
 
@@ -301,9 +369,10 @@ def run_tests(module_globals):
         t0 = time.monotonic()
         try:
             fn(tmp)
-            for d in _daemons:
+            # Newest first, while the NATS servers they use still run.
+            for d in reversed(_daemons):
                 if isinstance(d, Eventingd):
-                    d.check_sanitizers()
+                    d.finish()
             passed += 1
             print(f"ok   {name} ({time.monotonic() - t0:.1f}s)", flush=True)
         except Skip as e:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 
 from evd_harness import (EVENTINGD, SANITIZER_MARKS, eventingd_cli, free_port, http_request,
-                         run_tests, track, wait_for)
+                         run_tests, scaled, track, wait_for)
 
 
 def no_sanitizer_report(text, who):
@@ -60,7 +60,7 @@ class Display:
 
     def stop(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
-        rc = self.proc.wait(10)
+        rc = self.proc.wait(scaled(10))
         no_sanitizer_report(self.stderr(), "eventingd display")
         return rc
 
@@ -116,10 +116,9 @@ def test_structured_mode(tmp):
     assert "  id: file-1" in ev and '    "n": 98765432109876543210' in ev, ev
 
     # Data from stdin, binary mode.
-    p = subprocess.run([EVENTINGD, "publish", "--url", d.url + "/", "--type", "t.v3",
-                        "--source", "src", "--data", "@-", "--id", "stdin-1"],
-                       input="[1, 2]", capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    rc, out, err = publish("--url", d.url + "/", "--type", "t.v3", "--source", "src",
+                           "--data", "@-", "--id", "stdin-1", input="[1, 2]")
+    assert rc == 0, (rc, out, err)
     ev = d.wait_events(3)[2]
     assert "  id: stdin-1" in ev and "    1,\n    2\n  ]" in ev, ev
     assert d.stop(signal.SIGINT) == 0

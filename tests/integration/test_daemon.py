@@ -4,10 +4,29 @@
 nats-server outliving eventingd."""
 import os
 import signal
+import socket
 import time
 
 from evd_harness import (Eventingd, NatsServer, NotifySocket, http_request, pid_alive, run_tests,
                          track, wait_for)
+
+
+def garbage_request(evd):
+    """Sends bytes that are not HTTP to the publish listener; returns its answer. The HTTP
+    server logs such a refusal ("<peer>: 400 <reason>") at debug level only."""
+    with socket.create_connection(("127.0.0.1", evd.publish_port), 10) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        s.settimeout(10)
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def refusals_logged(evd):
+    return sum(1 for line in evd.stderr().splitlines() if ": 400 " in line)
 
 
 def embedded_pid(evd):
@@ -111,10 +130,19 @@ def test_sighup_bad_config_keeps_running_one(tmp):
     assert "dispatch.timeout" in evd.stderr()
     notify.wait_for("RELOADING=1")
     evd.wait_ready()
-    # A valid change applies.
+    # At debug level a refused request is logged.
+    assert garbage_request(evd).startswith(b"HTTP/1.1 400 "), "garbage gets a 400"
+    wait_for(lambda: refusals_logged(evd) == 1, what="the refusal logged at debug level")
+    # A valid change applies: the level really changes.
     evd.write_config(good.replace('"debug"', '"info"'))
     evd.signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in evd.stderr(), 10, what="reload")
+    assert garbage_request(evd).startswith(b"HTTP/1.1 400 ")
+    # One loop thread writes every line in order: once the next reload's line is there, a debug
+    # line for the refusal before it would be there too.
+    evd.signal(signal.SIGHUP)
+    wait_for(lambda: evd.stderr().count("configuration reloaded") == 2, what="second reload")
+    assert refusals_logged(evd) == 1, "a debug line after log.level changed to info"
     assert evd.stop() == 0
 
 

@@ -59,8 +59,8 @@ static void on_deadline(uv_timer_t *t)
 	*(int *)t->data = 1;
 }
 
-/* Runs the loop until *counter reaches target or timeout_ms passes. True if reached. */
-static bool run_until(uv_loop_t *loop, const int *counter, int target, uint64_t timeout_ms)
+/* Runs the loop until *counter reaches target or exactly timeout_ms passes. True if reached. */
+static bool run_until_exact(uv_loop_t *loop, const int *counter, int target, uint64_t timeout_ms)
 {
 	uv_timer_t deadline;
 	int expired = 0;
@@ -74,11 +74,17 @@ static bool run_until(uv_loop_t *loop, const int *counter, int target, uint64_t 
 	return *counter >= target;
 }
 
-/* Runs the loop for ms milliseconds. */
+/* The same with a timeout scaled by EVD_TEST_TIME_SCALE (unit.h): for waits on a condition. */
+static bool run_until(uv_loop_t *loop, const int *counter, int target, uint64_t timeout_ms)
+{
+	return run_until_exact(loop, counter, target, unit_scaled_ms(timeout_ms));
+}
+
+/* Runs the loop for ms milliseconds (not scaled: a duration, not a timeout). */
 static void run_for(uv_loop_t *loop, uint64_t ms)
 {
 	int never = 0;
-	run_until(loop, &never, 1, ms);
+	run_until_exact(loop, &never, 1, ms);
 }
 
 static struct evd_config *make_config(const char *state_dir, const char *binary, uint64_t max_store)
@@ -165,6 +171,7 @@ static bool pid_dead(int pid)
 
 static bool wait_dead(int pid, int ms)
 {
+	ms = (int)unit_scaled_ms((uint64_t)ms);
 	for (int waited = 0; waited <= ms; waited += 20) {
 		if (pid_dead(pid))
 			return true;
@@ -200,6 +207,26 @@ static char *capture_end(struct capture *c)
 	if (text)
 		fputs(text, stderr);
 	return text ? text : evd_xstrdup("");
+}
+
+/* Runs the loop until text shows in what c captured so far (or timeout_ms, scaled, passes): a
+ * line is there when the code got to it, which on a loaded machine is not after a fixed time. */
+static bool run_until_logged(uv_loop_t *loop, struct capture *c, const char *text, uint64_t timeout_ms)
+{
+	uint64_t end = uv_hrtime() + unit_scaled_ms(timeout_ms) * 1000000u;
+	int never = 0;
+
+	for (;;) {
+		fflush(stderr);
+		char *log = read_text(c->path);
+		bool seen = log && strstr(log, text) != NULL;
+		free(log);
+		if (seen)
+			return true;
+		if (uv_hrtime() >= end)
+			return false;
+		run_until_exact(loop, &never, 1, 50);
+	}
 }
 
 static void stop_and_wait(uv_loop_t *loop, struct evd_embedded *e, struct events *ev)
@@ -352,7 +379,7 @@ static void test_port_busy(uv_loop_t *loop, const char *state_dir, int port)
 		goto out;
 	capture_begin(&cap);
 	CHECK_INT(evd_embedded_start(e, on_up, &ev), 0);
-	run_for(loop, 1500);
+	CHECK(run_until_logged(loop, &cap, "retrying in 500 ms", 15000));
 	char *log = capture_end(&cap);
 	CHECK(strstr(log, "less than nats.embedded.max_store") != NULL);
 	CHECK(strstr(log, "is still in use") != NULL);
@@ -382,7 +409,8 @@ static void test_port_busy(uv_loop_t *loop, const char *state_dir, int port)
 		goto out;
 	capture_begin(&cap);
 	CHECK_INT(evd_embedded_start(e, on_up, &ev), 0);
-	run_for(loop, 1200);
+	CHECK(run_until_logged(loop, &cap, "address already in use", 15000));
+	CHECK(run_until_logged(loop, &cap, "still in use (a previous nats-server shutting down?)", 15000));
 	log = capture_end(&cap);
 	CHECK(strstr(log, "address already in use") != NULL); /* its [FTL] line, folded in */
 	CHECK(strstr(log, "still in use (a previous nats-server shutting down?)") != NULL);
@@ -558,7 +586,8 @@ static void test_missing_binary(uv_loop_t *loop, const char *state_dir)
 	if (e) {
 		capture_begin(&cap);
 		CHECK_INT(evd_embedded_start(e, on_up, &ev), 0);
-		run_for(loop, 1200);
+		CHECK(run_until_logged(loop, &cap, "nats-server not found (nats.embedded.binary = ", 15000));
+		CHECK(run_until_logged(loop, &cap, "cannot execute", 15000));
 		log = capture_end(&cap);
 		CHECK(strstr(log, "nats-server not found (nats.embedded.binary = ") != NULL);
 		CHECK(strstr(log, "cannot execute") != NULL); /* the shim's own line, folded in */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +92,9 @@ static void start_server_js(bool js)
 		exit(1);
 	}
 	if (server_pid == 0) {
+		/* The server dies with this test even when the test does not get to kill_server()
+		 * (a crash, a sanitizer's halt, meson's timeout): no nats-server outlives a run. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 1);
@@ -133,7 +137,7 @@ static void on_closed(void *data)
 /* Runs the loop until n is in state want (or timeout); returns whether it got there. */
 static bool wait_state(struct evd_nats *n, enum evd_nats_state want, int timeout_ms)
 {
-	uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t end = uv_hrtime() + unit_scaled_ms((uint64_t)timeout_ms) * 1000000u;
 
 	while (uv_hrtime() < end) {
 		uv_run(&loop, UV_RUN_NOWAIT);
@@ -198,7 +202,7 @@ static jsStreamInfo *server_stream(const char *url)
 /* Polls the server (running the loop between polls) until max_bytes is want. */
 static bool wait_max_bytes(const char *url, int64_t want, int timeout_ms)
 {
-	uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t end = uv_hrtime() + unit_scaled_ms((uint64_t)timeout_ms) * 1000000u;
 
 	while (uv_hrtime() < end) {
 		jsStreamInfo *si;
@@ -216,7 +220,7 @@ static bool wait_max_bytes(const char *url, int64_t want, int timeout_ms)
 
 static void close_all(struct evd_nats *n, struct evd_bridge *b)
 {
-	uint64_t end = uv_hrtime() + 20000000000u;
+	uint64_t end = uv_hrtime() + unit_scaled_ms(20000) * 1000000u;
 
 	closed_called = false;
 	evd_nats_close(n, on_closed, NULL);

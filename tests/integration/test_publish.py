@@ -144,9 +144,28 @@ def test_binary_204_stored_with_nats_binding_headers(tmp):
 def test_aliases_v2_and_events_behave_as_publish(tmp):
     _, evd, js = setup(tmp)
     n = js.count()
-    assert post(evd, "/app/v2/events", b"{}", binary_headers(id_="v2"))[0] == 204
-    assert post(evd, "/app/events", b"{}", binary_headers(id_="ev"))[0] == 204
-    assert js.count() == n + 2
+    # The same event through each route; what is stored must be what /publish stores.
+    stored = {}
+    for path in ("/publish", "/app/v2/events", "/app/events"):
+        status, _, body = post(evd, path, b'{"n":1}', binary_headers(
+            type_="order.created.v1", source="/shop/eu", id_="id " + path,
+            extra={"ce-myext": "x y", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}))
+        assert (status, body) == (204, b""), (path, status, body)
+        n += 1
+        assert js.count() == n, path
+        subject, hdrs, data = js.last()
+        assert subject == "kyma.shopeu.order.created.v1", (path, subject)
+        assert data == b'{"n":1}', (path, data)
+        assert hdrs["ce-id"] == "id%20" + path, hdrs
+        assert len(hdrs.get("Nats-Msg-Id", "")) == 32, (path, hdrs)  # deduplication
+        hdrs = {k: v for k, v in hdrs.items() if k not in ("ce-id", "Nats-Msg-Id")}
+        stored[path] = hdrs
+    assert stored["/publish"]["ce-type"] == "order.created.v1", stored
+    assert stored["/publish"]["ce-source"] == "/shop/eu", stored
+    assert stored["/publish"]["ce-myext"] == "x%20y", stored
+    assert stored["/publish"]["ce-traceparent"].startswith("00-0af76519"), stored
+    assert stored["/app/v2/events"] == stored["/publish"], stored
+    assert stored["/app/events"] == stored["/publish"], stored
 
 
 def test_prefixed_type_is_cleaned_and_has_no_originaltype(tmp):
@@ -417,8 +436,9 @@ def test_503_shed_beyond_max_in_flight(tmp):
         status, h, body = post(evd, "/publish", b"{}", binary_headers(id_="shed"))
         assert status == 503 and h.get("retry-after") == "1", (status, h, body)
         assert b"max_in_flight" in body, body
+        # (The gauge was 1 above; read again now it may already be 0: the first publish ends
+        # 5 s after it started, which a loaded machine can reach. The counter only grows.)
         gauge = http_request("GET", evd.admin + "/metrics")[2].decode()
-        assert "eventingd_publish_in_flight 1" in gauge, gauge
         assert 'eventingd_publish_shed_total{reason="max_in_flight"} 1' in gauge, gauge
         # No ack within the publish's MaxWait (5 s): 503 + Retry-After, never a hang.
         got = read_responses(s, 1)

@@ -12,8 +12,8 @@ import subprocess
 import threading
 import time
 
-from evd_harness import (NATS_SERVER, Eventingd, NatsServer, Skip, http_request, run_tests, track,
-                         wait_for)
+from evd_harness import (NATS_SERVER, Eventingd, NatsServer, Skip, http_request, run_tests, scaled,
+                         track, wait_for)
 
 BIG = b'"' + b"x" * (60 * 1024) + b'"'
 
@@ -71,7 +71,9 @@ class Burst:
 
 
 def watch_healthz(evd, seconds, limit=1.0):
-    """Polls /healthz for seconds; returns the slowest answer (s) and the failures."""
+    """Polls /healthz for seconds; returns the slowest answer (s) and the failures. The limit is
+    nominal (scaled by TIME_SCALE: a sanitizer build answers proportionally slower)."""
+    limit = scaled(limit)
     worst, bad = 0.0, []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -210,7 +212,7 @@ def test_access_log_close_does_not_block_the_loop(tmp):
         reader.join()
     # What was waiting gets written in the end (or, past the 1 MiB bound, is counted as dropped).
     idle_since = time.monotonic()
-    while time.monotonic() - idle_since < 1.0:
+    while time.monotonic() - idle_since < scaled(1.0):
         try:
             chunk = os.read(rfd, 1 << 20)
         except BlockingIOError:

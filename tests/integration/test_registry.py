@@ -265,7 +265,7 @@ def test_add_edit_break_fix_delete(tmp):
     assert json.loads(body) == {"error": "no subscription team/orders"}, body
     status, _, body = http_request("GET", evd.admin + "/v1/subscriptions/team")
     assert status == 404 and "namespace" in json.loads(body)["error"], (status, body)
-    assert "deleted consumer " + c2 in evd.stderr()
+    evd.wait_log("deleted consumer " + c2)
     assert consumer_name("default", "other", "kyma.shop.thing.happened.v1") in nc.consumers()
     status, _, body = http_request("GET", evd.admin + "/metrics")
     assert b'eventing_ec_subscription_status{subscription_name="other",subscription_namespace="default"' in body
@@ -321,14 +321,19 @@ def test_restart_rebinds_and_prunes_orphans_only(tmp):
     cs = nc.consumers()
     assert cs[keep]["created"] == created, "re-bound, not re-created"
     assert foreign in cs and pull in cs, cs.keys()
-    assert "pruned orphan consumer " + orphan in evd.stderr()
+    evd.wait_log("pruned orphan consumer " + orphan)
     assert wait_for(lambda: sub(evd, "default", "keep")["status"]["ready"], 5)
 
     # A subscription whose consumer exists with Kyma's settings: left alone, reported.
     write(os.path.join(evd.subs_dir, "b.yaml"), manifest("foreign"))
-    s = wait_for(lambda: (sub(evd, "default", "foreign") or {"status": {}})["status"].get("lastError") and
-                 sub(evd, "default", "foreign"),
-                 5, what="conflict reported")
+
+    def conflict():
+        # lastError is set while the consumer is still being verified too ("0 of 1 ready"):
+        # wait for the verdict, not for the first error text.
+        x = (sub(evd, "default", "foreign") or {"status": {}})["status"]
+        cs = (x.get("backend") or {}).get("consumers") or [{}]
+        return cs[0].get("state") == "conflict" and sub(evd, "default", "foreign")
+    s = wait_for(conflict, 5, what="conflict reported")
     assert not s["status"]["ready"], s
     assert s["status"]["conditions"][1]["status"] == "False", s
     assert s["status"]["conditions"][1]["reason"] == "NATS Subscription not active", s
@@ -362,7 +367,7 @@ def test_nats_outage_and_lost_store(tmp):
     r = nc.request(f"$JS.API.CONSUMER.DELETE.{STREAM}.{name}")
     assert r.get("success"), r
     wait_for(lambda: name in nc.consumers(), 15, what="consumer re-created after deletion")
-    assert "disappeared from stream" in evd.stderr()
+    evd.wait_log("disappeared from stream")
     assert evd.stop() == 0
 
 
@@ -385,7 +390,10 @@ def kept(nc, name):
 
 
 def test_half_written_file_loses_nothing(tmp):
-    nats, evd = start_external(tmp, config={"subscriptions": {"delete_grace": "5s"}})
+    # The grace period grows with TIME_SCALE, so that "not before the grace period" below stays
+    # true on a slow (sanitizer) build: the sleeps that probe it are fractions of it.
+    grace = max(5, round(scaled(5)))
+    nats, evd = start_external(tmp, config={"subscriptions": {"delete_grace": f"{grace}s"}})
     path = os.path.join(evd.subs_dir, "a.yaml")
     good = manifest("half", types=["order.created.v1", "order.paid.v1"])
     write(path, good)
@@ -418,13 +426,14 @@ def test_half_written_file_loses_nothing(tmp):
         time.sleep(0.5)
         f.write(good[half:])
     wait_for(lambda: ready(evd, "default", "half"), 10, what="back")
-    time.sleep(5.5)  # past the grace period
+    evd.wait_log("is wanted again: not deleting it")
+    assert subs(evd)["deleting"] == []
+    time.sleep(grace + 0.5)  # past the grace period: nothing may have been deleted meanwhile
     after = nc.consumers()
     for name in (created, paid):
         assert after[name]["created"] == before[name]["created"], "kept, not re-created"
     assert kept(nc, created) == 1, "the pending event is still there"
     assert "deleted consumer" not in evd.stderr()
-    assert "is wanted again: not deleting it" in evd.stderr()
     assert subs(evd)["deleting"] == []
 
     # Deleted on purpose: the consumers go, after the grace period and not before.
@@ -433,15 +442,18 @@ def test_half_written_file_loses_nothing(tmp):
     os.remove(path)
     wait_for(lambda: len(subs(evd)["deleting"]) == 2, 3, what="deletions queued")
     t0 = time.monotonic()
-    time.sleep(3)
+    time.sleep(grace - 2)
     assert created in nc.consumers() and paid in nc.consumers(), "not hastily"
-    wait_for(lambda: created not in nc.consumers() and paid not in nc.consumers(), 10,
+    wait_for(lambda: created not in nc.consumers() and paid not in nc.consumers(), 10 + grace,
              what="consumers deleted after the grace period")
-    assert time.monotonic() - t0 >= 3.5
-    # (the log line follows the deletion's answer through the bridge: a moment later)
-    wait_for(lambda: "deleted consumer " + created in evd.stderr(), 5, what="deletion logged")
+    assert time.monotonic() - t0 >= grace - 1.5
+    # The daemon logs the deletion and drops the series after NATS has answered: a consumer
+    # already gone from NATS does not mean the line is written yet (this was sampled, and failed
+    # 2 of 16 runs under load).
+    evd.wait_log("deleted consumer " + created)
+    evd.wait_log("deleted consumer " + paid)
     # Its series go with it (eventing_ec_subscription_status and ..._subscribed_total).
-    assert 'subscription_name="half"' not in metrics(), metrics()
+    wait_for(lambda: 'subscription_name="half"' not in metrics(), 10, what="the series removed")
     assert evd.stop() == 0
 
 
@@ -473,7 +485,7 @@ def test_directory_appearing_later_prunes_nothing_wanted(tmp):
     after = nc.consumers()
     for name in (one, two):
         assert after[name]["created"] == before[name]["created"], "re-bound, not pruned"
-    assert "pruned orphan consumer " + orphan in evd.stderr()
+    evd.wait_log("pruned orphan consumer " + orphan)
     assert "pruned orphan consumer " + one not in evd.stderr()
     assert evd.stop() == 0
 
@@ -490,7 +502,7 @@ def test_reload_of_nats_url_keeps_prune_default(tmp):
     evd.write_config()
     evd.signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in evd.stderr(), 5)
-    assert "take effect only after a restart: nats.url" in evd.stderr(), evd.stderr()
+    evd.wait_log("take effect only after a restart: nats.url")
     # A rescan and what a prune would need: a stable set (1 s) and the grace (1 s).
     evd.signal(signal.SIGHUP)
     time.sleep(4)
@@ -825,7 +837,7 @@ def test_sighup_rescans_and_missing_dir(tmp):
     scans = subs(evd)["summary"]["scans"]
     evd.signal(signal.SIGHUP)
     wait_for(lambda: subs(evd)["summary"]["scans"] > scans, 10, what="a rescan after SIGHUP")
-    assert "rescanning " + missing in evd.stderr()
+    evd.wait_log("rescanning " + missing)
     # The watch now covers the new directory.
     write(os.path.join(missing, "b.yaml"), manifest("later"))
     wait_for(lambda: sub(evd, "default", "later"), 10, what="watched after it appeared")

@@ -94,6 +94,49 @@ static void test_consumer_name(void)
 						 name),
 		  0);
 	CHECK_STR(name, "5ddf41966d8084724770dca95a2f7452");
+
+	/*
+	 * Namespace and name differ, so an implementation that swaps them (or hashes one twice)
+	 * fails. Expected values from `printf '%s' 'team/orders/kyma...' | sha256sum | cut -c1-32`.
+	 */
+	static const struct {
+		const char *ns, *name, *subject, *want;
+	} rows[] = {
+		{ "team", "orders", "kyma.commerce.order.created.v1", "f0775eba57da851889ad29a07ca12a42" },
+		{ "orders", "team", "kyma.commerce.order.created.v1", "dec8575d89c29c6c734ca623fd54ad2e" },
+		{ "prod", "payments", "sap.kyma.custom.commerce.order.paid.v1",
+		  "a8f4d2bad1a9bf3b36c7df46dcab3989" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		CHECK_INT(evd_subscription_consumer_name(rows[i].ns, rows[i].name, rows[i].subject,
+							 name),
+			  0);
+		CHECK_STR(name, rows[i].want);
+	}
+
+	/* The same through the parser: metadata.namespace and metadata.name land where they belong. */
+	const char *text = "apiVersion: eventing.kyma-project.io/v1alpha2\n"
+			   "kind: Subscription\n"
+			   "metadata:\n"
+			   "  name: orders\n"
+			   "  namespace: team\n"
+			   "spec:\n"
+			   "  source: commerce\n"
+			   "  types:\n"
+			   "    - order.created.v1\n"
+			   "  sink: http://127.0.0.1:1/\n";
+	struct evd_sub_list l = EVD_SUB_LIST_INIT;
+	int rc;
+	char *diag = parse(text, &rc, &l);
+	CHECK_INT(rc, 0);
+	CHECK_INT(l.count, 1);
+	if (l.count == 1) {
+		CHECK_STR(l.items[0]->ns, "team");
+		CHECK_STR(l.items[0]->name, "orders");
+		CHECK_STR(l.items[0]->types[0].consumer, "f0775eba57da851889ad29a07ca12a42");
+	}
+	evd_sub_list_clear(&l);
+	free(diag);
 }
 
 #define V2 "apiVersion: eventing.kyma-project.io/v1alpha2\nkind: Subscription\nmetadata:\n  name: s\nspec:\n"

@@ -6,7 +6,9 @@
 #ifndef EVD_TESTS_UNIT_H
 #define EVD_TESTS_UNIT_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int unit_passed, unit_failed;
@@ -44,6 +46,22 @@ static int unit_passed, unit_failed;
 				g_, w_);                                                   \
 		}                                                                          \
 	} while (0)
+
+/*
+ * A test's timeouts in milliseconds, multiplied by EVD_TEST_TIME_SCALE (the same variable and
+ * meaning as TIME_SCALE in tests/integration/evd_harness.py: CI sets it for the sanitizer
+ * builds, which run several times slower). Only for waits that end when a condition holds: a
+ * longer timeout then costs nothing unless the test fails.
+ */
+static inline uint64_t unit_scaled_ms(uint64_t ms)
+{
+	const char *s = getenv("EVD_TEST_TIME_SCALE");
+	double scale = s && *s ? strtod(s, NULL) : 1.0;
+
+	if (!(scale > 0.0) || scale > 1000.0)
+		scale = 1.0;
+	return (uint64_t)((double)ms * scale);
+}
 
 #define UNIT_MAIN_END()                                                                    \
 	do {                                                                               \
