@@ -89,6 +89,11 @@ struct evd_registry *evd_daemon_registry(struct evd_daemon *d)
 	return d->registry;
 }
 
+struct evd_publish *evd_daemon_publish(struct evd_daemon *d)
+{
+	return d->publish;
+}
+
 static double metric_ready(void *data)
 {
 	const char *reason;
@@ -428,6 +433,16 @@ static int on_subscribed(const char *app, struct evd_buf *body, void *data)
 	return 200;
 }
 
+/*
+ * Whether a subscription wants events on subject (the publish module counts those nobody
+ * wants): the registry's answer, handed to publish at its creation so publish needs no registry.
+ */
+static bool on_subject_wanted(const char *subject, void *data)
+{
+	struct evd_daemon *d = data;
+	return !d->registry || evd_registry_wants_subject(d->registry, subject);
+}
+
 static int start_backend(struct evd_daemon *d)
 {
 	const char *url = d->cfg->nats.url;
@@ -449,7 +464,7 @@ static int start_backend(struct evd_daemon *d)
 	rc = evd_registry_new(&d->loop, d->bridge, d->nats, d->cfg, d->metrics, &d->registry);
 	if (rc < 0)
 		return rc;
-	rc = evd_publish_new(d, &d->publish);
+	rc = evd_publish_new(d, on_subject_wanted, d, &d->publish);
 	if (rc < 0)
 		return rc;
 	evd_publish_set_subscribed_provider(d->publish, on_subscribed, d);

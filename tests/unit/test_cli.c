@@ -380,7 +380,8 @@ static void test_status_print(void)
 		"\"server\":{\"name\":\"n1\",\"version\":\"2.9.10\"},\"stream\":{\"name\":\"sap\","
 		"\"storage\":\"file\",\"retention\":\"interest\",\"discard\":\"new\",\"messages\":5,"
 		"\"bytes\":100,\"consumers\":3,\"max_bytes\":1000,"
-		"\"refreshed_at\":\"2026-12-01T14:50:07.000Z\"},\"last_error\":null}}";
+		"\"refreshed_at\":\"2026-12-01T14:50:07.000Z\"},\"last_error\":null},"
+		"\"publish\":{\"unrouted_total\":4}}";
 	static const char subs[] =
 		"{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":["
 		/* Counters for both consumers, and the dispatcher's figures. */
@@ -421,6 +422,7 @@ static void test_status_print(void)
 		  "  messages    5\n"
 		  "  bytes       100 of 1000 (10.0%)\n"
 		  "  consumers   3\n"
+		  "  unrouted    4 events stored that no subscription wanted\n"
 		  "\n"
 		  "SUBSCRIPTIONS  /etc/eventingd/subscriptions.d: 2 active, 1 ready, 0 of 2 files failed\n"
 		  "  NAMESPACE/NAME  READY  TYPES  PENDING  AS OF    DELIVERED  FAILED  SINK\n"
