@@ -531,11 +531,8 @@ def conformance_dirs():
                   os.path.join(SOURCE_ROOT, "..", "..", "shared", "conformance", "cloudevents-json"))
     for d in candidates:
         if os.path.exists(os.path.join(d, "valid-events.json")):
-            return [own, d]
-    assert os.environ.get("CI", "").lower() not in ("true", "1"), \
-        f"CI: the official CloudEvents vectors are missing: {candidates}"
-    print("official CloudEvents vectors not found beside the checkout: only the project's own ran")
-    return [own]
+            return [own, d], None
+    return [own], f"the official CloudEvents vectors are missing: {candidates}"
 
 
 def is_json_ct(ct):
@@ -562,8 +559,12 @@ def canonical(v):
 def test_conformance_vectors(tmp):
     _, evd, js = setup(tmp)
     seen = set()
-    for d in conformance_dirs():
+    dirs, missing = conformance_dirs()
+    for d in dirs:
         run_conformance_vectors(d, evd, js, seen)
+    if missing:
+        assert os.environ.get("CI", "").lower() not in ("true", "1"), "CI: " + missing
+        print(missing + ": only the project's own ran (CI=true makes this a failure)")
 
 
 def run_conformance_vectors(d, evd, js, seen):
