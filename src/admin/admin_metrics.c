@@ -259,6 +259,22 @@ void evd_metric_remove(struct evd_metric *f, const char *const *label_values)
 	series_free(s, f->nlabels);
 }
 
+size_t evd_metric_remove_matching(struct evd_metric *f, const char *const *label_values)
+{
+	size_t n = 0;
+	for (struct series *s = f->first, *next; s; s = next) {
+		next = s->next;
+		bool match = true;
+		for (size_t i = 0; i < f->nlabels && match; i++)
+			match = !label_values[i] || strcmp(label_values[i], s->values[i]) == 0;
+		if (match) {
+			evd_metric_remove(f, (const char *const *)s->values);
+			n++;
+		}
+	}
+	return n;
+}
+
 double evd_metric_get(struct evd_metric *f, const char *const *label_values)
 {
 	struct series *s = lookup(f, label_values, false);

@@ -51,6 +51,9 @@ void evd_metric_observe(struct evd_metric *f, const char *const *label_values, d
  * whose every series was removed renders only its HELP and TYPE lines.
  */
 void evd_metric_remove(struct evd_metric *f, const char *const *label_values);
+/* Forgets every series whose labels match label_values, where a NULL value matches any (all
+ * series of a consumer whose other labels vary). Returns how many. */
+size_t evd_metric_remove_matching(struct evd_metric *f, const char *const *label_values);
 /* Current value of one series (counters and gauges; 0 if absent): for status and tests. */
 double evd_metric_get(struct evd_metric *f, const char *const *label_values);
 

@@ -6,10 +6,8 @@
  * response came, 64 (EX_USAGE) for bad arguments, 66 (EX_NOINPUT) for an unreadable @FILE, 78
  * (EX_CONFIG) when the configuration that names the endpoint is broken.
  */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,36 +48,6 @@ static bool has_ctl(const char *s)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return true;
 	return false;
-}
-
-/* The data as a JSON member: raw JSON, a JSON string, or data_base64. */
-static void add_structured_data(cJSON *o, const struct evd_cli_event *ev, bool json_ct)
-{
-	size_t start, vlen;
-	if (json_ct && evd_cli_json_value(ev->data, ev->data_len, &start, &vlen)) {
-		/* cJSON_CreateRaw prints its text verbatim: the data stays byte for byte. */
-		char *raw = evd_xmalloc(vlen + 1);
-		memcpy(raw, ev->data + start, vlen);
-		raw[vlen] = '\0';
-		cJSON_AddItemToObject(o, "data", cJSON_CreateRaw(raw));
-		free(raw);
-	} else if (!memchr(ev->data, '\0', ev->data_len) &&
-		   evd_ce_utf8_valid(ev->data, ev->data_len)) {
-		char *s = evd_xmalloc(ev->data_len + 1);
-		memcpy(s, ev->data, ev->data_len);
-		s[ev->data_len] = '\0';
-		cJSON_AddStringToObject(o, "data", s);
-		free(s);
-	} else {
-		/* Bytes that are no text: the JSON format's data_base64. */
-		if (ev->data_len > (size_t)INT32_MAX / 2) /* EVP_EncodeBlock counts in int */
-			return;
-		char *b64 = evd_xmalloc(4 * ((ev->data_len + 2) / 3) + 1);
-		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)ev->data,
-				(int)ev->data_len);
-		cJSON_AddStringToObject(o, "data_base64", b64);
-		free(b64);
-	}
 }
 
 /* The first byte that is not JSON whitespace opens an object or an array. */
@@ -136,24 +104,34 @@ int evd_cli_publish_build(const struct evd_cli_event *ev, bool structured, struc
 		return 0;
 	}
 
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "specversion", "1.0");
-	cJSON_AddStringToObject(o, "id", ev->id);
-	cJSON_AddStringToObject(o, "source", ev->source);
-	cJSON_AddStringToObject(o, "type", ev->type);
+	/* The dispatcher's encoder (data byte-exact: JSON as it is, text as a string, bytes as
+	 * data_base64). */
+	struct evd_cloudevent ce;
+	struct evd_buf why = EVD_BUF_INIT;
+	int rc = 0;
+	evd_ce_init(&ce);
+	rc |= evd_ce_set(&ce, "specversion", "1.0", 3, &why);
+	rc |= evd_ce_set(&ce, "id", ev->id, strlen(ev->id), &why);
+	rc |= evd_ce_set(&ce, "source", ev->source, strlen(ev->source), &why);
+	rc |= evd_ce_set(&ce, "type", ev->type, strlen(ev->type), &why);
 	if (ct)
-		cJSON_AddStringToObject(o, "datacontenttype", ct);
+		rc |= evd_ce_set(&ce, "datacontenttype", ct, strlen(ct), &why);
 	for (size_t i = 0; i < ev->n_ext; i++)
-		cJSON_AddStringToObject(o, ev->ext_name[i], ev->ext_value[i]);
-	if (ev->data)
-		add_structured_data(o, ev, json_ct);
-	char *text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!text) /* cJSON fails only without memory; the CLI aborts on OOM as evd_xmalloc does */
-		abort();
+		rc |= evd_ce_set(&ce, ev->ext_name[i], ev->ext_value[i], strlen(ev->ext_value[i]), &why);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", why.data ? why.data : "invalid attribute");
+		evd_buf_free(&why);
+		evd_ce_free(&ce);
+		return -EINVAL;
+	}
+	evd_buf_free(&why);
+	if (ev->data) {
+		ce.data = ev->data;
+		ce.data_len = ev->data_len;
+	}
+	evd_ce_encode_structured(&ce, 0, body);
+	evd_ce_free(&ce);
 	evd_buf_append_str(headers, "Content-Type: application/cloudevents+json; charset=utf-8\r\n");
-	evd_buf_append_str(body, text);
-	cJSON_free(text);
 	return 0;
 }
 

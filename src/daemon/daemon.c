@@ -13,6 +13,8 @@
 #include "admin/admin_metrics.h"
 #include "daemon/daemon_embedded.h"
 #include "daemon/daemon_notify.h"
+#include "dispatch/dispatch.h"
+#include "http/http_client.h"
 #include "http/http_server.h"
 #include "nats/nats_bridge.h"
 #include "nats/nats_conn.h"
@@ -43,6 +45,8 @@ struct evd_daemon {
 	struct evd_nats *nats;
 	struct evd_publish *publish;
 	struct evd_registry *registry;
+	struct evd_dispatch *dispatch;
+	struct evd_http_client *http_client; /* the dispatcher's sink requests */
 	struct evd_http_server *publish_srv;
 	struct evd_http_server *admin_srv;
 	struct evd_metrics *metrics;
@@ -243,11 +247,23 @@ static void on_nats_closed(void *data)
 	close_own_handles(d);
 }
 
+static void on_http_client_closed(void *data)
+{
+	(void)data;
+}
+
 static void stop_backend(struct evd_daemon *d)
 {
 	/* Its work on the bridge's worker finishes before the close work queued behind it. */
 	evd_registry_free(d->registry);
 	d->registry = NULL;
+	/* The dispatcher has stopped (its subscriptions are closed): the connection may drain. */
+	evd_dispatch_free(d->dispatch);
+	d->dispatch = NULL;
+	if (d->http_client) {
+		evd_http_client_close(d->http_client, on_http_client_closed, d);
+		d->http_client = NULL;
+	}
 	if (d->nats) {
 		evd_nats_close(d->nats, on_nats_closed, d);
 		return;
@@ -284,6 +300,11 @@ static void daemon_stop(struct evd_daemon *d, const char *why)
 		d->servers_open++;
 		evd_http_server_stop(d->admin_srv, drain_ms, on_server_closed, d);
 		d->admin_srv = NULL;
+	}
+	/* Deliveries in flight finish within the same drain_timeout, concurrently. */
+	if (d->dispatch) {
+		d->servers_open++;
+		evd_dispatch_stop(d->dispatch, drain_ms, on_server_closed, d);
 	}
 	if (d->servers_open == 0)
 		stop_backend(d);
@@ -337,6 +358,8 @@ static void daemon_reload(struct evd_daemon *d)
 		evd_nats_set_config(d->nats, next);
 	if (d->publish)
 		evd_publish_set_config(d->publish, next);
+	if (d->dispatch)
+		evd_dispatch_set_config(d->dispatch, next);
 	if (d->publish_srv)
 		evd_http_server_set_max_body_size(d->publish_srv,
 						  (size_t)next->publish.max_request_size);
@@ -404,6 +427,8 @@ static void on_nats_state(struct evd_nats *n, enum evd_nats_state state, void *d
 		evd_publish_backend_state(d->publish, state == EVD_NATS_READY);
 	if (d->registry)
 		evd_registry_backend_state(d->registry, state == EVD_NATS_READY);
+	if (d->dispatch)
+		evd_dispatch_backend_state(d->dispatch, state);
 }
 
 static void on_embedded_up(void *data)
@@ -443,6 +468,12 @@ static bool on_subject_wanted(const char *subject, void *data)
 	return !d->registry || evd_registry_wants_subject(d->registry, subject);
 }
 
+/* Each subscription's status gets the dispatcher's delivery figures. */
+static void on_status_extra(void *data, const char *ns, const char *name, struct cJSON *status)
+{
+	evd_dispatch_status_json(data, ns, name, status);
+}
+
 static int start_backend(struct evd_daemon *d)
 {
 	const char *url = d->cfg->nats.url;
@@ -464,6 +495,18 @@ static int start_backend(struct evd_daemon *d)
 	rc = evd_registry_new(&d->loop, d->bridge, d->nats, d->cfg, d->metrics, &d->registry);
 	if (rc < 0)
 		return rc;
+	struct evd_http_client_config hc = { .max_conns_per_origin = 1, .timeout_ms = 15000,
+					     .idle_timeout_ms = 10000, .max_response_body = 1024 };
+	rc = evd_http_client_new(&d->loop, &hc, &d->http_client); /* the dispatcher configures it */
+	if (rc < 0)
+		return rc;
+	struct evd_dispatch_deps dd = { .loop = &d->loop, .cfg = d->cfg, .nats = d->nats,
+					.metrics = d->metrics, .http = d->http_client };
+	rc = evd_dispatch_new(&dd, &d->dispatch);
+	if (rc < 0)
+		return rc;
+	evd_registry_set_observer(d->registry, evd_dispatch_on_binding, d->dispatch);
+	evd_registry_set_status_extra(d->registry, on_status_extra, d->dispatch);
 	rc = evd_publish_new(d, on_subject_wanted, d, &d->publish);
 	if (rc < 0)
 		return rc;

@@ -210,4 +210,36 @@ int evd_ce_decode_nats(const char *const *keys, const char *const *values, size_
 		       const char *payload, size_t payload_len, struct evd_cloudevent *ev,
 		       struct evd_buf *err);
 
+/* ---- Encoding for receivers (event_encode.c) ---- */
+
+/*
+ * Tracing context that travels as transport headers, not as attributes (Kyma's EPP and dispatcher,
+ * reference §6): the publish side turns these request headers into extensions, the dispatcher
+ * turns the extensions back into sink request headers. header is as sent (compare
+ * case-insensitively), ext the extension name.
+ */
+struct evd_ce_tracing {
+	const char *header;
+	size_t header_len;
+	const char *ext;
+	size_t ext_len;
+};
+extern const struct evd_ce_tracing evd_ce_tracing[];
+extern const size_t evd_ce_ntracing;
+/* The entry whose extension is name, or NULL. */
+const struct evd_ce_tracing *evd_ce_tracing_by_ext(const char *name, size_t len);
+
+/* True when data is exactly one JSON value (RFC 8259, strict), whitespace around it allowed. */
+bool evd_ce_data_is_json_value(const char *data, size_t len);
+
+/* Leave the tracing extensions out (they travel as headers). */
+#define EVD_CE_ENCODE_NO_TRACING 1u
+/*
+ * Appends ev as one application/cloudevents+json object: attributes and extensions as JSON
+ * strings (their canonical strings), then data byte-exact: JSON-formatted content (a JSON
+ * datacontenttype, or none) that is one JSON value is written as it is; other valid UTF-8 text as
+ * a JSON string; anything else as data_base64.
+ */
+void evd_ce_encode_structured(const struct evd_cloudevent *ev, unsigned flags, struct evd_buf *out);
+
 #endif

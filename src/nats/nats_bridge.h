@@ -2,8 +2,10 @@
 /*
  * The one place where nats.c's threads meet the libuv loop.
  *
- * nats.c runs its own threads (socket reader, message delivery pool, async-publish ack
- * handling). Code on those threads does nothing but evd_bridge_post(): push an intrusive item
+ * nats.c runs threads of its own even though its socket is read and written on the loop
+ * (nats_conn.h): the connection-callback, reconnect and ping-timer threads, the delivery pool
+ * that carries replies to management requests, and, for a TLS connection, the socket reader
+ * and flusher. Code on those threads does nothing but evd_bridge_post(): push an intrusive item
  * onto a mutex-protected list and uv_async_send(). The loop drains the whole list in one go
  * (uv_async_send calls coalesce) and runs each item's callback on the loop thread, in the order
  * posted.

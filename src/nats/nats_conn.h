@@ -1,6 +1,26 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The daemon's connection to NATS and its JetStream stream.
+ * The daemon's connection to NATS and its JetStream stream; and the I/O model of src/nats/.
+ *
+ * I/O model (issue 9). One libuv loop hosts the appliance, NATS included: for a plain TCP
+ * connection nats.c runs with an external event loop (nats_io.c, our adapter) and SendAsap, so
+ * it starts neither its reader nor its flusher thread. The loop reads the socket
+ * (natsConnection_ProcessReadEvent parses on the loop) and writes it once per loop iteration
+ * (everything published in that iteration goes out in one send). Messages for eventingd's own
+ * subscriptions -- JetStream's publish acks and the dispatcher's deliveries alike, both
+ * nats_sub.h -- are synchronous subscriptions drained on the loop right after each read event:
+ * a publish's ack reaches its HTTP request without crossing a thread. What still runs on other
+ * threads comes in through the bridge (nats_bridge.h), the one way in: connection events
+ * (nats.c's callback thread), the blocking JetStream management calls (our worker; their
+ * replies travel nats.c's delivery thread), nats.c's reconnect and ping-timer threads asking the
+ * loop to poll or write. Chosen by measurement (tests/bench/publish_bench.py; the figures are
+ * in nats_conn.c, loop_io_possible): against the old model (nats.c reader -> delivery thread ->
+ * bridge -> loop, flusher sleeping 1 ms) it halves eventingd's CPU per event and the p50 at 16
+ * connections; SendAsap alone, or nats.c's socket on the loop with acks still crossing threads,
+ * gained little.
+ * A TLS connection (nats.tls.* or a tls:// URL) keeps nats.c's threads, because nats.c's
+ * SSL_read/SSL_write wait inside the call without a deadline: there, writes have a deadline
+ * (WRITE_DEADLINE_MS) and subscription messages cross through the bridge, with the same API.
  *
  * Connects (on the bridge's worker: natsConnection_Connect blocks) to nats.url, or to the
  * embedded server's URL, with the auth and TLS keys of the config, reconnecting forever
@@ -9,8 +29,10 @@
  * When nats.c closes the connection all the same (it does on an authorization violation during a
  * reconnect), the state goes CLOSED, the connection and jsCtx are destroyed on the worker and a
  * new connection is made from scratch, backing off from 2 s to 30 s while the server refuses us.
- * Writes to the server have a deadline (nats_conn.c: WRITE_DEADLINE_MS): a server that stops
- * reading costs a disconnect, never a blocked caller.
+ * Nothing blocks the loop on a server that stops reading: on the loop, writes never block (the
+ * socket is non-blocking; what it does not take stays buffered) and a socket that takes nothing
+ * for a second is shut down so nats.c reconnects (nats_io.c, WRITE_STALL_MS); with TLS, nats.c's
+ * writes have a deadline (WRITE_DEADLINE_MS).
  * After every (re)connect it ensures the stream of the config exists with the configured
  * settings: creates it, updates what JetStream lets be updated, and logs clearly what cannot be
  * (storage type, for example) together with the running value. Then it reports READY.
@@ -18,9 +40,10 @@
  * nats.c's connection callbacks (disconnected, reconnected, closed, async error) arrive on
  * nats.c's threads and come to the loop through the bridge; the state callback runs on the loop.
  *
- * Ownership: the evd_nats owns its natsConnection and jsCtx; others may use them on any thread
- * while the state is READY (nats.c is thread-safe) and must not close them. Loop thread for every
- * function here.
+ * Ownership: the evd_nats owns its natsConnection and jsCtx; others may use them while the
+ * state is READY and must not close them: the jsCtx on the bridge worker (blocking management
+ * calls), the connection on the loop (publishing; with the loop model nats.c's socket is the
+ * loop's). Loop thread for every function here.
  */
 #ifndef EVD_NATS_CONN_H
 #define EVD_NATS_CONN_H
@@ -54,17 +77,6 @@ typedef void (*evd_nats_state_cb)(struct evd_nats *n, enum evd_nats_state state,
  */
 int evd_nats_new(uv_loop_t *loop, struct evd_bridge *bridge, const struct evd_config *cfg,
 		 const char *url, evd_nats_state_cb on_state, void *data, struct evd_nats **out);
-
-/*
- * Before evd_nats_start only: the async-publish ack handler and the PublishAsync.MaxPending
- * limit of the JetStream context (nats.c takes both only in the jsOptions given at context
- * creation). handler NULL: nats.c's default (errors only through js_PublishAsyncGetPendingList).
- * The handler runs on a nats.c thread and must only post to the bridge. closure is not owned;
- * no call of the handler runs or starts once evd_nats_close has called on_closed. After a CLOSED,
- * the handler may still get messages of the dead connection (destroy them).
- */
-void evd_nats_set_pub_ack_handler(struct evd_nats *n, jsPubAckHandler handler, void *closure);
-void evd_nats_set_pub_max_pending(struct evd_nats *n, int64_t max_pending);
 
 /* Starts connecting (asynchronously). */
 int evd_nats_start(struct evd_nats *n);
@@ -116,8 +128,11 @@ void evd_nats_refresh_info(struct evd_nats *n);
  * Destroy), then frees n and calls on_closed(data) on the loop. The close work queues behind any
  * work already submitted; it returns only after nats.c has run its closed callback, since nats.c
  * may call ours until then. Users of the connection and jsCtx (subscriptions, publishes) must be
- * stopped before. The bridge must stay open until on_closed has run. No state callback is made
- * for this close. nats_Close() is left to the process exit.
+ * stopped before: owners close their evd_nats_subs first (nats_sub.h). A subscription still open
+ * is closed here, and the drain starts only after its on_closed (so after its owner returned
+ * every lent message); nothing is drained or destroyed under a live subscription. The bridge must
+ * stay open until on_closed has run. No state callback is made for this close. nats_Close() is
+ * left to the process exit.
  */
 void evd_nats_close(struct evd_nats *n, void (*on_closed)(void *data), void *data);
 
@@ -164,6 +179,22 @@ const char *evd_nats_discard_name(jsDiscardPolicy d);
  * of each URL ("user:password@", "token@") replaced by three asterisks. Caller frees.
  */
 char *evd_nats_redact_urls(const char *urls);
+
+/*
+ * Loop thread. Writes now what nats.c has buffered for the connection (the loop model writes
+ * once per loop iteration anyway). A publisher that hands over a lot in one go (a batch) calls
+ * it every few hundred KiB, so nats.c's write buffer, which grows to hold one iteration's
+ * publishes and never shrinks, stays small. No-op for a TLS connection (nats.c flushes itself).
+ */
+void evd_nats_flush(struct evd_nats *n);
+
+/*
+ * Any thread. Destroys a message that is ours alone (published already, or taken from a
+ * subscription), freeing it on the caller's thread: natsMsg_Destroy would hand it to nats.c's
+ * garbage-collector thread (a lock and a wake-up per message). Falls back to natsMsg_Destroy
+ * when the build cannot use natsMsg_free (meson.build: EVD_NATS_MSG_FREE).
+ */
+void evd_nats_msg_free(natsMsg *m);
 
 /* Turns a natsStatus into a negative errno-style code, logging nats.c's error text. */
 int evd_nats_status_to_err(natsStatus s, const char *what);

@@ -153,19 +153,8 @@ void evd_pub_respond_text(struct evd_pub_req *r, int status, const char *extra, 
 
 /* ---- preparing events --------------------------------------------------------------------- */
 
-/* Request headers that become extensions, as Kyma's EPP does (pkg/tracing/helpers.go), plus
- * tracestate (W3C Trace Context travels as the pair). */
-static const struct {
-	const char *header;
-	size_t len;
-	const char *ext;
-} tracing[] = {
-	{ "traceparent", 11, "traceparent" },   { "tracestate", 10, "tracestate" },
-	{ "X-B3-TraceId", 12, "b3traceid" },     { "X-B3-ParentSpanId", 17, "b3parentspanid" },
-	{ "X-B3-SpanId", 11, "b3spanid" },       { "X-B3-Sampled", 12, "b3sampled" },
-	{ "X-B3-Flags", 10, "b3flags" },
-};
-
+/* Request headers that become extensions (evd_ce_tracing: the table the dispatcher uses to send
+ * them back as headers). */
 static int add_tracing(const struct evd_http_request *http, struct evd_cloudevent *ev,
 		       struct evd_buf *err)
 {
@@ -175,14 +164,15 @@ static int add_tracing(const struct evd_http_request *http, struct evd_cloudeven
 		char c = h->name[0];
 		if (c != 't' && c != 'T' && c != 'x' && c != 'X')
 			continue;
-		for (size_t k = 0; k < sizeof(tracing) / sizeof(tracing[0]); k++) {
-			if (h->name_len != tracing[k].len ||
-			    strncasecmp(h->name, tracing[k].header, h->name_len) != 0)
+		for (size_t k = 0; k < evd_ce_ntracing; k++) {
+			const struct evd_ce_tracing *tr = &evd_ce_tracing[k];
+			if (h->name_len != tr->header_len ||
+			    strncasecmp(h->name, tr->header, h->name_len) != 0)
 				continue;
 			/* An extension the event carries itself wins over the transport's header. */
-			if (h->value_len == 0 || evd_ce_ext_get(ev, tracing[k].ext))
+			if (h->value_len == 0 || evd_ce_ext_get(ev, tr->ext))
 				break;
-			if (evd_ce_set(ev, tracing[k].ext, h->value, h->value_len, err) < 0)
+			if (evd_ce_set(ev, tr->ext, h->value, h->value_len, err) < 0)
 				return -EINVAL;
 			added = true;
 			break;
@@ -528,7 +518,7 @@ static void apply_config(struct evd_publish *p, const struct evd_config *cfg)
 	p->cfg = cfg;
 	p->legacy_copy = cfg->publish.legacy_prefixed_copy;
 	uint32_t want = cfg->publish.max_in_flight;
-	/* nats.c's MaxPending was fixed at start; keep room for a batch under it. */
+	/* The bound sized at start (max_pending); keep room for a batch under it. */
 	int64_t room = p->max_pending - EVD_PUB_MAX_BATCH - 2;
 	if ((int64_t)want > room) {
 		evd_log_warn("publish",
@@ -587,6 +577,7 @@ void evd_publish_backend_state(struct evd_publish *p, bool ready)
 {
 	p->backend_ready = ready;
 	if (ready) {
+		evd_pub_js_backend_ready(p);
 		struct evd_nats *n = evd_daemon_nats(p->daemon);
 		natsConnection *nc = n ? evd_nats_connection(n) : NULL;
 		char url[256] = "";

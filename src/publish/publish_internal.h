@@ -5,14 +5,13 @@
  *
  *   publish.c         routes, /publish (binary, structured, batch), responses, lifecycle
  *   publish_legacy.c  POST /{app}/v1/events (Kyma's legacy API) and GET .../subscribed
- *   publish_js.c      asynchronous JetStream publishing: natsMsg building, the ack handler on
- *                     nats.c's thread, the loop-side msg -> request map and completion
+ *   publish_js.c      asynchronous JetStream publishing: natsMsg building, the ack inbox
+ *                     subscription, the loop-side id -> request map, timeouts and completion
  *   publish_metrics.c Kyma's eventing_epp_* metrics and ours
  *   publish_access.c  the optional access log (buffered, written off the loop by uv_fs_write)
  *
  * Ownership: struct evd_publish owns everything here. A request record (struct evd_pub_req) lives
- * from the handler call until its response is sent; records are pooled. Loop thread only, except
- * the ack sink's on_ack, which runs on a nats.c thread and touches nothing but the sink.
+ * from the handler call until its response is sent; records are pooled. Loop thread only.
  */
 #ifndef EVD_PUBLISH_INTERNAL_H
 #define EVD_PUBLISH_INTERNAL_H
@@ -42,6 +41,9 @@ struct evd_access_log;
  * benchmark keeps well under 1 MiB in flight).
  */
 #define EVD_PUB_MAX_BYTES_IN_FLIGHT (32u * 1024 * 1024)
+/* Published bytes after which publish_js.c has nats.c write at once instead of at the end of
+ * the loop iteration (evd_nats_flush): bounds nats.c's write buffer under large batches. */
+#define EVD_PUB_FLUSH_BYTES (256u * 1024)
 /* Events in one batched request at most (Kyma has no batches at all). */
 #define EVD_PUB_MAX_BATCH 1024
 /* Remembered (source, type) -> subject results. */
@@ -98,13 +100,14 @@ struct evd_publish {
 	char *type_prefix;            /* publish.event_type_prefix (restart-only) */
 	char *subject_prefix;         /* stream.subject_prefix (restart-only) */
 	uint32_t max_in_flight;       /* effective, clamped to the nats.c budget */
-	int64_t max_pending;          /* what nats.c's PublishAsync.MaxPending was set to */
+	int64_t max_pending;          /* the in-flight bound this process was sized for at start */
 	bool legacy_copy;
 	bool backend_ready;
 	char backend_url[256];        /* destination_service label (credentials redacted) */
 
 	size_t in_flight;       /* publishes awaiting an ack */
 	size_t bytes_in_flight; /* their NATS message sizes (headers + payload) */
+	size_t unflushed;       /* bytes handed to nats.c since the last evd_nats_flush */
 	struct evd_pub_req *pool;
 	size_t npool;
 
@@ -117,7 +120,8 @@ struct evd_publish {
 	struct evd_pub_acks *acks;
 	struct evd_pub_map {
 		struct evd_pub_slot {
-			const void *msg; /* NULL: empty */
+			uint64_t id; /* the publish's reply token; 0: empty */
+			const char *subject; /* in the request's events (valid until it completes) */
 			struct evd_pub_req *req;
 			uint32_t idx;
 			uint32_t bytes; /* counted in bytes_in_flight */
@@ -171,7 +175,9 @@ int evd_pub_js_init(struct evd_publish *p);
 /* Publishes event i of r on subject; on success r->pending and p->in_flight grow. On a failure
  * to even hand it to nats.c, records the failure on r (503) and returns a negative errno. */
 int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject);
-/* Loop thread, at free: answers what is still waiting with 503, releases the ack sink. */
+/* Loop thread: the backend is READY; (re)subscribes the ack inbox when needed. */
+void evd_pub_js_backend_ready(struct evd_publish *p);
+/* Loop thread, at free: answers what is still waiting with 503, releases the ack inbox. */
 void evd_pub_js_shutdown(struct evd_publish *p);
 /* Loop thread: nats.c closed the connection; answers what is still waiting with 503. */
 void evd_pub_js_backend_lost(struct evd_publish *p);

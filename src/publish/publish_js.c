@@ -2,26 +2,29 @@
 /*
  * Asynchronous JetStream publishing (DESIGN.md §1, §4).
  *
- * Each event becomes one natsMsg handed to js_PublishMsgAsync on the loop thread. nats.c gives
- * the ack handler nothing but the natsMsg* back (no per-message closure), and with an AckHandler
- * the message is ours to destroy after the handler, so its address stays unique until then and is
- * the key of a loop-side open-addressing map msg -> (request, event index).
+ * Each event becomes one core NATS publish on the loop thread, with a reply subject of ours,
+ * "<inbox>.<id>": that is all js_PublishMsgAsync puts on the wire, and JetStream answers the
+ * reply subject with its PubAck. The answers arrive on an ack subscription to "<inbox>.*"
+ * (nats_sub.h; with the loop I/O model it is drained on the loop right after the read event that
+ * brought the acks, so an ack reaches its request without a thread hop; see nats_conn.h). The id
+ * is the key of a loop-side open-addressing map id -> (request, event index); the natsMsg is
+ * destroyed as soon as nats.c has copied it into its write buffer. Done on the loop this way, an
+ * ack costs no lock hand-off, no allocation for the pending entry and no nats.c timer.
  *
- * The handler (a nats.c thread) only appends {msg, outcome} to a mutex-protected vector and,
- * when the vector was empty, posts the sink's one bridge item; the loop swaps the vector out whole
- * (double buffering: no allocation per ack once warm), resolves each msg in the map, destroys
- * it and completes the request when its last publish is answered.
+ * Outcomes as js_PublishMsgAsync reported them: PubAck JSON parsed in place (duplicate, or
+ * JetStream's error code and text), no responders (no stream on the subject: nats.c's parser
+ * hands that status to the subscription, nats_conn.c's filter), and NATS_TIMEOUT when no answer
+ * came within EVD_PUB_ACK_WAIT_MS (a sweep timer every 250 ms; this replaces jsPubOptions.MaxWait).
  *
- * nats.c never blocks us: our in-flight count (publishes whose ack the loop has not processed)
- * is at least nats.c's pending count and stays at or below max_in_flight (+ one request's
- * events), well under PublishAsync.MaxPending, so js_PublishMsgAsync never stalls. MaxWait is set
- * on every publish so an ack lost in a disconnect still ends as a NATS_TIMEOUT answer. A server
- * that stops reading cannot block it either: nats_conn.c gives writes a deadline. Bytes in flight
- * are bounded too (EVD_PUB_MAX_BYTES_IN_FLIGHT), not only messages.
+ * Nothing blocks: our in-flight count (publishes whose ack the loop has not processed) stays at
+ * or below max_in_flight (+ one request's events), bytes in flight are bounded too
+ * (EVD_PUB_MAX_BYTES_IN_FLIGHT), and a server that stops reading only makes nats.c buffer (the
+ * loop writes a non-blocking socket; with TLS nats_conn.c gives writes a deadline).
  *
- * When nats.c closes the connection for good (state CLOSED), no ack or timeout will come for what
- * it had pending: evd_pub_js_backend_lost answers all of it 503 at once. The jsCtx is looked up
- * for every publish (evd_nats_js), never kept, so a dead one is never used.
+ * When nats.c closes the connection for good (state CLOSED), no ack will come for what was
+ * pending: evd_pub_js_backend_lost answers all of it 503 at once; the ack subscription ends with
+ * that connection and the next READY makes a new one. The connection is looked up for every
+ * publish (evd_nats_connection), never kept, so a dead one is never used.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -35,6 +38,7 @@
 #include "evd_build_config.h"
 #include "nats/nats_bridge.h"
 #include "nats/nats_conn.h"
+#include "nats/nats_sub.h"
 #include "publish/publish_internal.h"
 #include "util/util_log.h"
 #include "util/util_mem.h"
@@ -52,7 +56,8 @@ natsStatus natsMsg_create(natsMsg **newMsg, const char *subject, int subjLen, co
 			  int replyLen, const char *buf, int bufLen, int hdrLen);
 
 static natsStatus msg_create(struct evd_publish *p, natsMsg **m, const char *subject,
-			     const struct evd_ce_nats_headers *h, const char *data, size_t len)
+			     const char *reply, int reply_len, const struct evd_ce_nats_headers *h,
+			     const char *data, size_t len)
 {
 	struct evd_buf *b = &p->scratch;
 	evd_buf_reset(b);
@@ -67,15 +72,17 @@ static natsStatus msg_create(struct evd_publish *p, natsMsg **m, const char *sub
 	evd_buf_append(b, "\r\n", 2);
 	size_t hdr_len = b->len;
 	evd_buf_append(b, data, len);
-	return natsMsg_create(m, subject, (int)strlen(subject), NULL, 0, b->data, (int)b->len,
-			      (int)hdr_len);
+	return natsMsg_create(m, subject, (int)strlen(subject), reply, reply_len, b->data,
+			      (int)b->len, (int)hdr_len);
 }
 #else
 static natsStatus msg_create(struct evd_publish *p, natsMsg **m, const char *subject,
-			     const struct evd_ce_nats_headers *h, const char *data, size_t len)
+			     const char *reply, int reply_len, const struct evd_ce_nats_headers *h,
+			     const char *data, size_t len)
 {
 	(void)p;
-	natsStatus s = natsMsg_Create(m, subject, NULL, data, (int)len);
+	(void)reply_len;
+	natsStatus s = natsMsg_Create(m, subject, reply, data, (int)len);
 	for (size_t k = 0; s == NATS_OK && k < h->n; k++)
 		s = natsMsgHeader_Set(*m, h->key[k], h->value[k]);
 	return s;
@@ -83,34 +90,40 @@ static natsStatus msg_create(struct evd_publish *p, natsMsg **m, const char *sub
 #endif
 
 struct ack_entry {
-	natsMsg *msg;
+	uint64_t id;
 	natsStatus err; /* NATS_OK: stored */
 	jsErrCode jerr;
 	bool duplicate;
-	char text[112]; /* nats.c's error text, only for failures */
+	char text[112]; /* JetStream's error text, only for failures */
 };
 
+/*
+ * The ack inbox: one subscription to "<prefix>.*" on the loop (nats_sub.h), made at every READY
+ * (a connection from scratch after CLOSED needs a new one). Publish i carries the reply subject
+ * "<prefix>.<id>"; JetStream answers there.
+ */
 struct evd_pub_acks {
-	uv_mutex_t lock; /* guards everything below but item and p */
-	struct ack_entry *v, *spare;
-	size_t n, cap, spare_cap;
-	bool posted; /* item is queued on the bridge */
-	bool orphan; /* the module is gone: the item's run frees the sink */
-	struct evd_bridge_item item;
-	struct evd_bridge *bridge;
+	struct evd_nats_sub *sub; /* NULL: none (yet); `live` says whether it may be used */
+	bool live;                /* subscribed on the current connection */
+	bool want;                /* READY came while the old one was still ending */
+	char prefix[64];          /* "_INBOX.<nuid>" of the current subscription */
+	size_t prefix_len;
+	uint64_t next_id;
+	uv_timer_t sweep; /* answers publishes whose ack did not come in time */
+	bool orphan;      /* the module is gone: the sweep timer's close callback frees this */
 	struct evd_publish *p;
 };
 
 /* ---- msg -> request map (loop thread) ------------------------------------------------------ */
 
-static size_t slot_of(const struct evd_pub_map *m, const void *msg)
+static size_t slot_of(const struct evd_pub_map *m, uint64_t id)
 {
-	uint64_t h = (uint64_t)(uintptr_t)msg * 0x9E3779B97F4A7C15ull;
+	uint64_t h = id * 0x9E3779B97F4A7C15ull;
 	return (size_t)(h >> 32) & (m->cap - 1);
 }
 
-static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx,
-		    uint32_t bytes);
+static void map_put(struct evd_pub_map *m, uint64_t id, const char *subject,
+		    struct evd_pub_req *req, uint32_t idx, uint32_t bytes);
 
 static void map_grow(struct evd_pub_map *m)
 {
@@ -120,38 +133,38 @@ static void map_grow(struct evd_pub_map *m)
 	m->slots = evd_xcalloc(m->cap, sizeof(*m->slots));
 	m->n = 0;
 	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].msg)
-			map_put(m, old[i].msg, old[i].req, old[i].idx, old[i].bytes);
+		if (old[i].id)
+			map_put(m, old[i].id, old[i].subject, old[i].req, old[i].idx, old[i].bytes);
 	free(old);
 }
 
-static void map_put(struct evd_pub_map *m, const void *msg, struct evd_pub_req *req, uint32_t idx,
-		    uint32_t bytes)
+static void map_put(struct evd_pub_map *m, uint64_t id, const char *subject,
+		    struct evd_pub_req *req, uint32_t idx, uint32_t bytes)
 {
 	if ((m->n + 1) * 2 > m->cap)
 		map_grow(m);
-	size_t i = slot_of(m, msg);
-	while (m->slots[i].msg)
+	size_t i = slot_of(m, id);
+	while (m->slots[i].id)
 		i = (i + 1) & (m->cap - 1);
-	m->slots[i] = (struct evd_pub_slot){ msg, req, idx, bytes };
+	m->slots[i] = (struct evd_pub_slot){ id, subject, req, idx, bytes };
 	m->n++;
 }
 
-/* Removes msg; returns false when absent. Backward-shift deletion: no tombstones. */
-static bool map_take(struct evd_pub_map *m, const void *msg, struct evd_pub_slot *out)
+/* Removes id; returns false when absent. Backward-shift deletion: no tombstones. */
+static bool map_take(struct evd_pub_map *m, uint64_t id, struct evd_pub_slot *out)
 {
 	if (!m->cap)
 		return false;
-	size_t i = slot_of(m, msg);
-	while (m->slots[i].msg != msg) {
-		if (!m->slots[i].msg)
+	size_t i = slot_of(m, id);
+	while (m->slots[i].id != id) {
+		if (!m->slots[i].id)
 			return false;
 		i = (i + 1) & (m->cap - 1);
 	}
 	*out = m->slots[i];
 	size_t hole = i;
-	for (size_t j = (i + 1) & (m->cap - 1); m->slots[j].msg; j = (j + 1) & (m->cap - 1)) {
-		size_t home = slot_of(m, m->slots[j].msg);
+	for (size_t j = (i + 1) & (m->cap - 1); m->slots[j].id; j = (j + 1) & (m->cap - 1)) {
+		size_t home = slot_of(m, m->slots[j].id);
 		/* Move j into the hole unless its home lies cyclically in (hole, j]. */
 		bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
 		if (!stays) {
@@ -159,7 +172,7 @@ static bool map_take(struct evd_pub_map *m, const void *msg, struct evd_pub_slot
 			hole = j;
 		}
 	}
-	m->slots[hole].msg = NULL;
+	m->slots[hole].id = 0;
 	m->n--;
 	return true;
 }
@@ -207,10 +220,8 @@ static int status_of(const struct ack_entry *e, bool *retry)
 static void complete_one(struct evd_publish *p, const struct ack_entry *e)
 {
 	struct evd_pub_slot s;
-	if (!map_take(&p->map, e->msg, &s)) {
-		natsMsg_Destroy(e->msg); /* cannot happen: every published msg is mapped until its ack */
-		return;
-	}
+	if (!map_take(&p->map, e->id, &s))
+		return; /* answered already (timed out, or the connection was lost) */
 	struct evd_pub_req *r = s.req;
 	bool retry;
 	int status = status_of(e, &retry);
@@ -223,7 +234,7 @@ static void complete_one(struct evd_publish *p, const struct ack_entry *e)
 		evd_pub_metrics_published(p, &r->events[s.idx]);
 	} else if (status == 504) {
 		evd_pub_fail(r, s.idx, 504, false, "no JetStream stream answers for subject %s",
-			     natsMsg_GetSubject(e->msg));
+			     s.subject);
 	} else if (status == 503) {
 		evd_pub_fail(r, s.idx, 503, true,
 			     "no acknowledgement from JetStream (%s); the event may be stored, a retry "
@@ -233,125 +244,212 @@ static void complete_one(struct evd_publish *p, const struct ack_entry *e)
 	} else {
 		evd_pub_fail(r, s.idx, 500, false, "JetStream error %d: %s", (int)e->jerr, e->text);
 	}
-	natsMsg_Destroy(e->msg);
 	if (--r->pending == 0)
 		evd_pub_complete(r);
 }
 
-/* ---- the ack sink ------------------------------------------------------------------------- */
+/* ---- the ack inbox (loop thread) ---------------------------------------------------------- */
 
-static void sink_free(struct evd_pub_acks *a)
+/* Where the value of `"name":` starts in JetStream's JSON answer (whitespace skipped; Go's
+ * encoder writes `"seq":1`, nats-server's own `"duplicate": true`), or NULL. */
+static const char *json_find(const char *data, size_t len, const char *name)
 {
-	for (size_t i = 0; i < a->n; i++)
-		natsMsg_Destroy(a->v[i].msg);
-	uv_mutex_destroy(&a->lock);
-	free(a->v);
-	free(a->spare);
-	free(a);
-}
-
-/* Takes the queued entries (swaps the vectors). Caller holds nothing. */
-static struct ack_entry *sink_take(struct evd_pub_acks *a, size_t *n, bool *orphan,
-				   bool item_ran)
-{
-	uv_mutex_lock(&a->lock);
-	struct ack_entry *v = a->v;
-	size_t cap = a->cap;
-	*n = a->n;
-	a->v = a->spare;
-	a->cap = a->spare_cap;
-	a->n = 0;
-	a->spare = v;
-	a->spare_cap = cap;
-	if (item_ran)
-		a->posted = false;
-	*orphan = a->orphan;
-	uv_mutex_unlock(&a->lock);
-	return v;
-}
-
-static void on_acks_loop(struct evd_bridge_item *item)
-{
-	struct evd_pub_acks *a = EVD_CONTAINER_OF(item, struct evd_pub_acks, item);
-	size_t n;
-	bool orphan;
-	struct ack_entry *v = sink_take(a, &n, &orphan, true);
-	if (orphan) {
-		/* The module is gone (shutdown); nats.c is closed: just release what came. */
-		for (size_t i = 0; i < n; i++)
-			natsMsg_Destroy(v[i].msg);
-		sink_free(a);
-		return;
+	size_t nlen = strlen(name);
+	const char *end = data + len;
+	for (const char *q = data; q + nlen + 3 <= end; q++) {
+		if (q[0] != '"' || memcmp(q + 1, name, nlen) != 0 || q[1 + nlen] != '"')
+			continue;
+		const char *v = q + nlen + 2;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		if (v >= end || *v != ':')
+			continue;
+		v++;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		return v;
 	}
-	for (size_t i = 0; i < n; i++)
-		complete_one(a->p, &v[i]);
+	return NULL;
 }
 
-/* nats.c's thread: record and wake the loop; nothing else. */
-static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+/*
+ * JetStream's answer to a publish (nats-server 2.9, JSPubAckResponse):
+ *   {"stream":"sap","seq":12}, with "duplicate":true when the Nats-Msg-Id was seen, or
+ *   {"error":{"code":503,"err_code":10077,"description":"..."},"stream":..}
+ * and nats-server's no-responders status (header "NATS/1.0 503", no body) when no stream
+ * listens on the subject. Parsed in place: a cJSON tree per ack would cost more than the rest
+ * of the ack's way together.
+ */
+static void parse_ack(natsMsg *m, struct ack_entry *e)
 {
-	struct evd_pub_acks *a = closure;
-	(void)js;
-	uv_mutex_lock(&a->lock);
-	if (a->n == a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 256;
-		a->v = evd_xrealloc(a->v, a->cap * sizeof(*a->v));
-	}
-	struct ack_entry *e = &a->v[a->n++];
-	e->msg = msg;
+	const char *data = natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	const char *v;
+
 	e->err = NATS_OK;
 	e->jerr = 0;
-	e->duplicate = pa && pa->Duplicate;
+	e->duplicate = false;
 	e->text[0] = '\0';
-	if (!pa) {
-		e->err = pae ? pae->Err : NATS_ERR;
-		if (e->err == NATS_OK)
-			e->err = NATS_ERR;
-		e->jerr = pae ? pae->ErrCode : 0;
-		snprintf(e->text, sizeof(e->text), "%s",
-			 pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(e->err));
+	if (natsMsg_IsNoResponders(m)) {
+		e->err = NATS_NO_RESPONDERS;
+		snprintf(e->text, sizeof(e->text), "%s", natsStatus_GetText(e->err));
+		return;
 	}
-	bool post = !a->posted;
-	a->posted = true;
-	uv_mutex_unlock(&a->lock);
-	if (post)
-		evd_bridge_post(a->bridge, &a->item);
+	if (!data || !len) {
+		e->err = NATS_ERR;
+		snprintf(e->text, sizeof(e->text), "empty answer from JetStream");
+		return;
+	}
+	if (!json_find(data, len, "error")) {
+		v = json_find(data, len, "duplicate");
+		e->duplicate = v && (size_t)(data + len - v) >= 4 && memcmp(v, "true", 4) == 0;
+		return;
+	}
+	e->err = NATS_ERR;
+	if ((v = json_find(data, len, "err_code")))
+		e->jerr = (jsErrCode)strtol(v, NULL, 10); /* stops at the ',' or '}' after it */
+	if ((v = json_find(data, len, "description")) && *v == '"') {
+		size_t k = 0;
+		v++;
+		while (v < data + len && *v != '"' && k + 1 < sizeof(e->text)) {
+			if (*v == '\\' && v + 1 < data + len)
+				v++;
+			e->text[k++] = *v++;
+		}
+		e->text[k] = '\0';
+	}
+	if (!e->text[0])
+		snprintf(e->text, sizeof(e->text), "%.*s", (int)(len < 100 ? len : 100), data);
+}
+
+static void on_ack_msgs(struct evd_nats_sub *s, natsMsg **msgs, size_t n, void *data)
+{
+	struct evd_pub_acks *a = data;
+	struct evd_publish *p = a->p; /* NULL once the module is gone */
+	struct ack_entry e;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *subj = natsMsg_GetSubject(msgs[i]);
+		if (p && subj && strncmp(subj, a->prefix, a->prefix_len) == 0 &&
+		    subj[a->prefix_len] == '.') {
+			e.id = strtoull(subj + a->prefix_len + 1, NULL, 10);
+			if (e.id) {
+				parse_ack(msgs[i], &e);
+				complete_one(p, &e);
+			}
+		}
+		evd_nats_sub_msg_done(s, msgs[i]);
+	}
+}
+
+static void subscribe_acks(struct evd_publish *p);
+
+static void on_ack_sub_closed(struct evd_nats_sub *s, void *data)
+{
+	struct evd_pub_acks *a = data;
+	(void)s;
+	a->sub = NULL;
+	a->live = false;
+	if (!a->p) {
+		if (a->orphan) /* the sweep timer is closed too */
+			free(a);
+		return;
+	}
+	if (a->want) {
+		a->want = false;
+		subscribe_acks(a->p);
+	}
+}
+
+static void subscribe_acks(struct evd_publish *p)
+{
+	struct evd_pub_acks *a = p->acks;
+	struct evd_nats *n = evd_daemon_nats(p->daemon);
+	natsInbox *inbox = NULL;
+	char subject[80];
+
+	if (a->sub) {
+		if (a->live)
+			return; /* the subscription survives reconnects: nats.c resubscribes it */
+		a->want = true; /* the old one is still ending (CLOSED): on_ack_sub_closed comes back */
+		return;
+	}
+	if (!n || natsInbox_Create(&inbox) != NATS_OK)
+		return;
+	snprintf(a->prefix, sizeof(a->prefix), "%s", (const char *)inbox);
+	natsInbox_Destroy(inbox);
+	a->prefix_len = strlen(a->prefix);
+	snprintf(subject, sizeof(subject), "%s.*", a->prefix);
+	int err = evd_nats_sub_new(n, subject, NULL, on_ack_msgs, on_ack_sub_closed, a, &a->sub);
+	if (err < 0) {
+		a->sub = NULL;
+		evd_log_error("publish", "cannot subscribe to the acknowledgement inbox: %s; "
+			      "publishes are refused until the next reconnect", strerror(-err));
+		return;
+	}
+	a->live = true;
+}
+
+/* Publishes whose ack is overdue get what nats.c's MaxWait gave before: NATS_TIMEOUT, 503. */
+static void on_sweep(uv_timer_t *t)
+{
+	struct evd_pub_acks *a = t->data;
+	struct evd_publish *p = a->p;
+	uint64_t limit = uv_hrtime() - (uint64_t)EVD_PUB_ACK_WAIT_MS * 1000000u;
+	uint64_t late[64];
+	size_t n;
+
+	if (!p->map.n)
+		return;
+	do {
+		n = 0;
+		for (size_t i = 0; i < p->map.cap && n < EVD_ARRAY_SIZE(late); i++) {
+			const struct evd_pub_slot *sl = &p->map.slots[i];
+			if (sl->id && (int64_t)(sl->req->publish_ns - limit) < 0)
+				late[n++] = sl->id;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct ack_entry e = { .id = late[i], .err = NATS_TIMEOUT };
+			snprintf(e.text, sizeof(e.text), "%s", natsStatus_GetText(NATS_TIMEOUT));
+			complete_one(p, &e);
+		}
+	} while (n == EVD_ARRAY_SIZE(late));
 }
 
 int evd_pub_js_init(struct evd_publish *p)
 {
-	struct evd_nats *n = evd_daemon_nats(p->daemon);
 	struct evd_pub_acks *a = evd_xcalloc(1, sizeof(*a));
-	int rc = uv_mutex_init(&a->lock);
-	if (rc < 0) {
-		free(a);
-		return rc;
-	}
-	a->bridge = evd_daemon_bridge(p->daemon);
 	a->p = p;
-	a->item.on_loop = on_acks_loop;
+	uv_timer_init(evd_daemon_loop(p->daemon), &a->sweep);
+	a->sweep.data = a;
+	uv_timer_start(&a->sweep, on_sweep, 250, 250);
+	uv_unref((uv_handle_t *)&a->sweep);
 	p->acks = a;
 	/* Room for max_in_flight plus a whole batch and more, also after a reload doubles it. */
 	int64_t want = 4 * (int64_t)p->max_in_flight + 4 * EVD_PUB_MAX_BATCH;
 	p->max_pending = want > 65536 ? want : 65536;
-	if (n) {
-		evd_nats_set_pub_ack_handler(n, on_ack, a);
-		evd_nats_set_pub_max_pending(n, p->max_pending);
-	}
 	return 0;
+}
+
+void evd_pub_js_backend_ready(struct evd_publish *p)
+{
+	if (p->acks)
+		subscribe_acks(p);
 }
 
 int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 {
 	struct evd_publish *p = r->p;
+	struct evd_pub_acks *a = p->acks;
 	struct evd_nats *n = evd_daemon_nats(p->daemon);
-	jsCtx *js = n ? evd_nats_js(n) : NULL;
+	natsConnection *nc = n ? evd_nats_connection(n) : NULL;
 	struct evd_cloudevent *ev = &r->events[i];
 	struct evd_ce_nats_headers h;
 	natsMsg *m = NULL;
 	natsStatus s;
+	char reply[96];
 
-	if (!js) {
+	if (!nc || !a || !a->live) {
 		evd_pub_fail(r, i, 503, true, "JetStream unavailable: not connected");
 		return -ENOTCONN;
 	}
@@ -371,58 +469,55 @@ int evd_pub_js_publish(struct evd_pub_req *r, size_t i, const char *subject)
 					  ev->attr[EVD_CE_ID], ev->attr_len[EVD_CE_ID], copy_id);
 		h.value[h.n - 1] = copy_id; /* Nats-Msg-Id comes last */
 	}
-	s = msg_create(p, &m, subject, &h, ev->data, ev->data_len);
+	uint64_t id = ++a->next_id;
+	int reply_len = snprintf(reply, sizeof(reply), "%s.%llu", a->prefix, (unsigned long long)id);
+	s = msg_create(p, &m, subject, reply, reply_len, &h, ev->data, ev->data_len);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(m);
 		evd_pub_fail(r, i, 500, false, "cannot build the NATS message: %s",
 			     natsStatus_GetText(s));
 		return -ENOMEM;
 	}
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = EVD_PUB_ACK_WAIT_MS;
-	/* The ack may be handled on nats.c's thread before js_PublishMsgAsync returns; the loop
-	 * only looks at it later, by which time the map has the entry. */
-	size_t bytes = ev->data_len + 12;
-	for (size_t k = 0; k < h.n; k++)
-		bytes += strlen(h.key[k]) + strlen(h.value[k]) + 4;
-	map_put(&p->map, m, r, (uint32_t)i, (uint32_t)bytes);
-	natsMsg *keep = m;
-	s = js_PublishMsgAsync(js, &m, &po);
+	/*
+	 * A core publish with our inbox as the reply subject is all js_PublishMsgAsync does on
+	 * the wire; JetStream answers there. natsConnection_PublishMsg copies the message into
+	 * nats.c's write buffer (nats_io.c writes it at the end of this loop iteration), so the
+	 * natsMsg goes at once.
+	 */
+	s = natsConnection_PublishMsg(nc, m);
+	evd_nats_msg_free(m);
 	if (s != NATS_OK) {
-		struct evd_pub_slot gone;
-		map_take(&p->map, keep, &gone);
-		natsMsg_Destroy(keep);
 		evd_pub_fail(r, i, 503, true, "cannot publish to JetStream: %s", natsStatus_GetText(s));
 		return -EIO;
 	}
+	size_t bytes = ev->data_len + 12;
+	for (size_t k = 0; k < h.n; k++)
+		bytes += strlen(h.key[k]) + strlen(h.value[k]) + 4;
+	map_put(&p->map, id, subject, r, (uint32_t)i, (uint32_t)bytes);
 	r->pending++;
 	p->in_flight++;
 	p->bytes_in_flight += bytes;
+	p->unflushed += bytes;
+	if (p->unflushed >= EVD_PUB_FLUSH_BYTES) {
+		p->unflushed = 0;
+		evd_nats_flush(n);
+	}
 	return 0;
 }
 
 /*
- * Answers every publish still waiting for its ack with 503 + Retry-After (text), after the acks
- * that already came. The map is swapped out first: answering a request may start the next
- * pipelined one, which must find an empty map (and is refused: the backend is not ready).
- * nats.c may still hand us acks of these messages later (or destroy them itself); such an ack
- * finds no entry and its message is destroyed (complete_one).
+ * Answers every publish still waiting for its ack with 503 + Retry-After (text). The map is
+ * swapped out first: answering a request may start the next pipelined one, which must find an
+ * empty map (and is refused: the backend is not ready). An ack that still comes finds no entry.
  */
 static void fail_pending(struct evd_publish *p, const char *text)
 {
-	struct evd_pub_acks *a = p->acks;
-	size_t n;
-	bool orphan;
-	struct ack_entry *v = sink_take(a, &n, &orphan, false);
-	for (size_t i = 0; i < n; i++)
-		complete_one(p, &v[i]);
 	struct evd_pub_map old = p->map;
 	p->map.slots = NULL;
 	p->map.cap = p->map.n = 0;
 	for (size_t i = 0; i < old.cap; i++) {
 		struct evd_pub_slot *s = &old.slots[i];
-		if (!s->msg)
+		if (!s->id)
 			continue;
 		struct evd_pub_req *r = s->req;
 		p->in_flight--;
@@ -438,6 +533,8 @@ void evd_pub_js_backend_lost(struct evd_publish *p)
 {
 	if (!p->acks)
 		return;
+	/* Its subscription died with the connection (it ends by itself, nats_sub.h). */
+	p->acks->live = false;
 	if (p->map.n)
 		evd_log_warn("publish",
 			     "answering %zu publishes 503: the NATS connection was closed before "
@@ -447,22 +544,28 @@ void evd_pub_js_backend_lost(struct evd_publish *p)
 			"(it may be stored; a retry is safe)");
 }
 
+/* a is freed when both its sweep timer and its subscription are gone. */
+static void on_sweep_closed(uv_handle_t *h)
+{
+	struct evd_pub_acks *a = h->data;
+	a->orphan = true;
+	if (!a->sub)
+		free(a);
+}
+
 void evd_pub_js_shutdown(struct evd_publish *p)
 {
 	struct evd_pub_acks *a = p->acks;
 	if (!a)
 		return;
-	/* What never got an ack: nats.c (closed by now) destroyed those messages itself. */
 	fail_pending(p, "eventingd is shutting down");
-	uv_mutex_lock(&a->lock);
-	if (a->posted) {
-		a->orphan = true; /* the queued item frees the sink when it runs */
-		uv_mutex_unlock(&a->lock);
-	} else {
-		uv_mutex_unlock(&a->lock);
-		sink_free(a);
-	}
 	p->acks = NULL;
+	a->p = NULL;
+	/* Normally evd_nats_close has ended the subscription already (it closes those still
+	 * open); otherwise its on_closed frees a. */
+	if (a->sub)
+		evd_nats_sub_close(a->sub);
+	uv_close((uv_handle_t *)&a->sweep, on_sweep_closed);
 }
 
 void evd_pub_fail(struct evd_pub_req *r, size_t idx, int status, bool retry, const char *fmt, ...)

@@ -51,10 +51,33 @@ static void consumer_free(struct reg_consumer *c)
 	free(c);
 }
 
+void reg_notify(struct evd_registry *reg, const struct reg_consumer *c)
+{
+	if (!reg->observer || reg->closing)
+		return;
+	struct evd_registry_binding b = {
+		.consumer = c->name,
+		.sub = c->sub,
+		.type = c->type,
+		.present = true,
+		.deliverable = c->state == REG_C_READY && !c->sub->tls_pending,
+	};
+	reg->observer(&b, reg->observer_data);
+}
+
+void evd_registry_set_observer(struct evd_registry *reg, evd_registry_observer_cb cb, void *data)
+{
+	reg->observer = cb;
+	reg->observer_data = data;
+	for (size_t i = 0; i < reg->nconsumers; i++)
+		reg_notify(reg, reg->consumers[i]);
+}
+
 void reg_set_state(struct evd_registry *reg, struct reg_consumer *c, enum reg_consumer_state s,
 		   const char *error)
 {
-	if (c->state != s) {
+	bool changed = c->state != s;
+	if (changed) {
 		c->since_ms = reg_wall_ms();
 		if (s == REG_C_READY && reg->m_subscribed) {
 			/* Kyma counts a subscribed type when its NATS subscription comes up. */
@@ -66,6 +89,8 @@ void reg_set_state(struct evd_registry *reg, struct reg_consumer *c, enum reg_co
 	c->state = s;
 	free(c->error);
 	c->error = error ? evd_xstrdup(error) : NULL;
+	if (changed)
+		reg_notify(reg, c);
 }
 
 /* ---- readiness and metrics ------------------------------------------------------------------- */
@@ -105,6 +130,9 @@ static void remove_metric(struct evd_registry *reg, const struct evd_subscriptio
 		return;
 	const char *labels[] = { s->name, s->ns, s->types[t].consumer, "NATS_Jetstream", reg->stream };
 	evd_metric_remove(reg->m_status, labels);
+	const char *pl[] = { s->name, s->ns, s->types[t].consumer };
+	evd_metric_remove(reg->m_pending, pl);
+	evd_metric_remove(reg->m_ack_pending, pl);
 	/* Every type of s that used this consumer counted under its own label set. */
 	for (size_t k = 0; k < s->ntypes; k++) {
 		if (strcmp(s->types[k].consumer, s->types[t].consumer) != 0)
@@ -279,6 +307,12 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 			reg->consumers[reg->nconsumers++] = c;
 		}
 		qsort(reg->consumers, reg->nconsumers, sizeof(*reg->consumers), consumer_cmp);
+		for (size_t i = 0; i < diff->ncreate; i++) {
+			const struct evd_registry_consumer_action *a = &diff->create[i];
+			const struct reg_consumer *c = reg_consumer_find(reg, a->sub->types[a->type].consumer);
+			if (c)
+				reg_notify(reg, c);
+		}
 	}
 
 	/* Every consumer now belongs to the new definition (sink, file, config...). */
@@ -292,6 +326,7 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 				evd_subscription_free(c->sub);
 				c->sub = evd_subscription_ref(s);
 				c->type = t;
+				reg_notify(reg, c); /* a new sink, contentMode, retry settings... */
 			}
 		}
 	}
@@ -301,7 +336,18 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 		if (c) {
 			c->dirty = true;
 			c->retry_at = 0;
+			reg_notify(reg, c);
 		}
+	}
+	/* Removed last: the dispatcher stops taking their messages once the rest is in place. */
+	for (size_t i = 0; reg->observer && i < diff->nremove; i++) {
+		const struct evd_registry_consumer_action *a = &diff->remove[i];
+		struct evd_registry_binding b = {
+			.consumer = a->sub->types[a->type].consumer,
+			.sub = a->sub,
+			.type = a->type,
+		};
+		reg->observer(&b, reg->observer_data);
 	}
 	if (!evd_registry_diff_empty(diff) || !reg->loaded)
 		evd_log_info("registry", "%zu subscription%s active (%zu consumer%s: %zu to create or "
@@ -328,6 +374,8 @@ static const char *const status_labels[] = { "subscription_name", "subscription_
 static const char *const subscribed_labels[] = { "subscription_name", "subscription_namespace",
 						 "event_type", "consumer_name" };
 static const char *const state_labels[] = { "state" };
+static const char *const pending_labels[] = { "subscription_name", "subscription_namespace",
+					      "consumer_name" };
 
 int evd_registry_new(uv_loop_t *loop, struct evd_bridge *bridge, struct evd_nats *nats,
 		     const struct evd_config *cfg, struct evd_metrics *metrics,
@@ -381,6 +429,14 @@ int evd_registry_new(uv_loop_t *loop, struct evd_bridge *bridge, struct evd_nats
 			metrics, EVD_METRIC_GAUGE, "eventingd_subscription_files_failed",
 			"Subscription files whose latest version has errors (not applied).", 0, NULL,
 			NULL, 0, 1);
+		reg->m_pending = evd_metrics_add(
+			metrics, EVD_METRIC_GAUGE, "eventingd_consumer_pending",
+			"Events waiting in a consumer (numPending), as of the last refresh (10 s).", 3,
+			pending_labels, NULL, 0, 100000);
+		reg->m_ack_pending = evd_metrics_add(
+			metrics, EVD_METRIC_GAUGE, "eventingd_consumer_ack_pending",
+			"Events delivered and not yet acknowledged (numAckPending; backing-off retries "
+			"included), as of the last refresh (10 s).", 3, pending_labels, NULL, 0, 100000);
 		update_gauges(reg);
 	}
 	*out = reg;

@@ -81,6 +81,30 @@ void evd_registry_free(struct evd_registry *reg);
  * enough for every publish.
  */
 bool evd_registry_wants_subject(const struct evd_registry *reg, const char *subject);
+
+/*
+ * The dispatcher's view of one consumer, level-based: each call says what is true now, not what
+ * changed, so a receiver that makes its state match every call is right whatever it missed or was
+ * told twice. An observer is told, on the loop, about every consumer of every applied set in the
+ * set's order (created, switched to a new definition, updated, removed) and about every state
+ * change of a consumer (verified, failed, re-created...).
+ *
+ * consumer is Kyma's name (the deliver subject is EVD_REGISTRY_DELIVER_PREFIX + consumer); sub is
+ * the definition in effect (for a removed consumer, the last one), valid during the call: take a
+ * reference (evd_subscription_ref) to keep it. type is the index of the type of sub that owns the
+ * consumer (other types with the same subject share it).
+ */
+struct evd_registry_binding {
+	const char *consumer;
+	struct evd_subscription *sub;
+	size_t type;
+	bool present;     /* in the table; false once removed (its deletion is queued) */
+	bool deliverable; /* present, verified against JetStream, and its sink is not tls_pending */
+};
+typedef void (*evd_registry_observer_cb)(const struct evd_registry_binding *b, void *data);
+/* One observer (the daemon wires the dispatcher); told at once about every current consumer. */
+void evd_registry_set_observer(struct evd_registry *reg, evd_registry_observer_cb cb, void *data);
+
 /* True once the first scan has been applied. */
 bool evd_registry_loaded(const struct evd_registry *reg);
 /* How many subscriptions are active, and how many of them are ready. */

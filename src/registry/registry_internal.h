@@ -130,6 +130,12 @@ struct evd_registry {
 	struct evd_metric *m_subscribed; /* eventing_ec_event_type_subscribed_total */
 	struct evd_metric *m_subs;       /* eventingd_subscriptions{state} */
 	struct evd_metric *m_files_failed;
+	struct evd_metric *m_pending;     /* eventingd_consumer_pending, from the cached info */
+	struct evd_metric *m_ack_pending; /* eventingd_consumer_ack_pending */
+
+	/* ---- the observer (the dispatcher) */
+	evd_registry_observer_cb observer;
+	void *observer_data;
 
 	int open_handles;
 	bool closing;
@@ -146,6 +152,8 @@ void reg_update_metrics(struct evd_registry *reg, const struct evd_subscription 
 /* Every subscription's metrics and the gauges, after a batch of changes. */
 void reg_refresh_metrics(struct evd_registry *reg);
 void reg_handle_closed(uv_handle_t *h);
+/* Tells the observer the level of c (present). */
+void reg_notify(struct evd_registry *reg, const struct reg_consumer *c);
 
 /* registry_watch.c */
 int reg_watch_start(struct evd_registry *reg);
@@ -162,6 +170,7 @@ void reg_delete_cancel(struct evd_registry *reg, const char *name);
 void reg_reconcile_kick(struct evd_registry *reg);
 void reg_reconcile_close(struct evd_registry *reg);
 /* The consumer config text for status and logs: the settings eventingd asks for. */
-int64_t reg_max_deliver(const struct evd_registry *reg);
+/* The server-side MaxDeliver of a consumer of s (s NULL: with the global dispatch.max_deliver). */
+int64_t reg_max_deliver(const struct evd_registry *reg, const struct evd_subscription *s);
 
 #endif

@@ -37,6 +37,7 @@ struct reg_op {
 	char *subject;     /* ensure */
 	char *description; /* ensure: "<ns>/<name>/<subject>" */
 	int64_t max_ack_pending;
+	int64_t max_deliver; /* ensure: the server-side backstop (reg_max_deliver) */
 	/* Results. */
 	enum op_result result;
 	char *message;
@@ -51,7 +52,6 @@ struct reg_job {
 	natsConnection *nc;
 	char *stream;
 	int64_t ack_wait_ns;
-	int64_t max_deliver;
 	struct reg_op *ops;
 	size_t nops;
 	bool list;  /* return every consumer's counters */

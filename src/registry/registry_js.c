@@ -125,7 +125,7 @@ static void ensure_one(struct reg_job *job, struct reg_op *op, bool listed, jsCo
 		cc.DeliverPolicy = js_DeliverNew;
 		cc.AckPolicy = js_AckExplicit;
 		cc.AckWait = job->ack_wait_ns;
-		cc.MaxDeliver = job->max_deliver;
+		cc.MaxDeliver = op->max_deliver;
 		cc.FilterSubject = op->subject;
 		cc.ReplayPolicy = js_ReplayInstant;
 		cc.MaxAckPending = op->max_ack_pending;
@@ -172,7 +172,7 @@ static void ensure_one(struct reg_job *job, struct reg_op *op, bool listed, jsCo
 	evd_buf_free(&why);
 	const jsConsumerConfig *have = ci->Config;
 	if (have->MaxAckPending == op->max_ack_pending && have->AckWait == job->ack_wait_ns &&
-	    have->MaxDeliver == job->max_deliver && str_is(have->Description, op->description)) {
+	    have->MaxDeliver == op->max_deliver && str_is(have->Description, op->description)) {
 		op->result = R_REBOUND;
 		goto out;
 	}
@@ -180,7 +180,7 @@ static void ensure_one(struct reg_job *job, struct reg_op *op, bool listed, jsCo
 	cc = *have;
 	cc.MaxAckPending = op->max_ack_pending;
 	cc.AckWait = job->ack_wait_ns;
-	cc.MaxDeliver = job->max_deliver;
+	cc.MaxDeliver = op->max_deliver;
 	cc.Description = op->description;
 	jsConsumerInfo *upd = NULL;
 	jerr = 0;

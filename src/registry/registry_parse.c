@@ -7,6 +7,7 @@
  */
 #include "registry/registry_parse.h"
 #include "registry/registry_check.h"
+#include "config/config.h"
 #include "config/config_yaml.h"
 #include "event/event_type.h"
 #include "util/util_buf.h"
@@ -116,6 +117,9 @@ static const struct field filter_value_fields[] = {
 static const struct field config_v2_fields[] = {
 	{ "maxInFlightMessages", FIELD_USED },
 	{ "contentMode", FIELD_USED },
+	{ "maxDeliver", FIELD_USED },
+	{ "retryBackoff", FIELD_USED },
+	{ "retryMaxDelay", FIELD_USED },
 	{ "protocol", FIELD_EVENTMESH },
 	{ "exemptHandshake", FIELD_EVENTMESH },
 	{ "qos", FIELD_EVENTMESH },
@@ -356,7 +360,33 @@ static void config_v2(struct doc *d, const struct evd_yaml_node *cfg)
 				max_in_flight_set(d, c, n, path);
 		} else if (strcmp(c->key, "contentMode") == 0) {
 			content_mode(d, c, v, path);
+		} else if (strcmp(c->key, "maxDeliver") == 0) {
+			long long n;
+			if (!evd_registry_atoi(v, &n) || n < 1 || n > 1000000)
+				error_at(d, c->line, c->col, path,
+					 "maxDeliver must be a stringified int value from 1 to 1000000 "
+					 "(delivery attempts before an event counts as failed)");
+			else
+				d->sub->max_deliver = (uint32_t)n;
+		} else if (strcmp(c->key, "retryBackoff") == 0 ||
+			   strcmp(c->key, "retryMaxDelay") == 0) {
+			int64_t ms;
+			bool first = c->key[5] == 'B';
+			if (evd_parse_duration(v, &ms) < 0 || ms < 1 || ms > 7LL * 24 * 3600 * 1000)
+				error_at(d, c->line, c->col, path,
+					 "%s must be a duration from 1ms to 7d, such as \"500ms\", "
+					 "\"10s\" or \"5m\"", c->key);
+			else if (first)
+				d->sub->retry_backoff_ms = ms;
+			else
+				d->sub->retry_max_delay_ms = ms;
 		}
+	}
+	if (d->sub->retry_backoff_ms && d->sub->retry_max_delay_ms &&
+	    d->sub->retry_backoff_ms > d->sub->retry_max_delay_ms) {
+		const struct evd_yaml_node *c = evd_yaml_map_get(cfg, "retryBackoff");
+		error_at(d, c->line, c->col, "spec.config.retryBackoff",
+			 "retryBackoff must not be longer than retryMaxDelay");
 	}
 }
 

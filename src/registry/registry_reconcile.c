@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin_metrics.h"
 #include "nats/nats_bridge.h"
 #include "nats/nats_conn.h"
 #include "registry/registry_job.h"
@@ -60,9 +61,14 @@
 #define RETRY_MAX_MS 60000
 #define CONFLICT_RETRY_MS 60000 /* someone may delete the conflicting consumer */
 
-int64_t reg_max_deliver(const struct evd_registry *reg)
+int64_t reg_max_deliver(const struct evd_registry *reg, const struct evd_subscription *s)
 {
-	return (int64_t)reg->max_deliver + EVD_REGISTRY_MAX_DELIVER_MARGIN;
+	uint32_t n = reg->max_deliver;
+	/* A subscription's own maxDeliver above the global one must not be cut short by the
+	 * server: its backstop rises with it (DESIGN §5). */
+	if (s && s->max_deliver > n)
+		n = s->max_deliver;
+	return (int64_t)n + EVD_REGISTRY_MAX_DELIVER_MARGIN;
 }
 
 static void job_free(struct reg_job *job)
@@ -103,8 +109,14 @@ static int info_cmp(const void *a, const void *b)
 	return strcmp(((const struct reg_info *)a)->name, ((const struct reg_info *)b)->name);
 }
 
-static void store_info(struct reg_consumer *c, const struct reg_info *info)
+static void store_info(struct evd_registry *reg, struct reg_consumer *c, const struct reg_info *info)
 {
+	/* The cached counters as gauges: no JetStream request per scrape. */
+	if (reg->m_pending) {
+		const char *l[] = { c->sub->name, c->sub->ns, c->name };
+		evd_metric_set(reg->m_pending, l, (double)info->num_pending);
+		evd_metric_set(reg->m_ack_pending, l, (double)info->num_ack_pending);
+	}
 	c->have_info = true;
 	c->info_ms = reg_wall_ms();
 	c->created_ns = info->created_ns;
@@ -122,7 +134,7 @@ static void apply_listing(struct evd_registry *reg, struct reg_job *job)
 		const struct reg_info *info =
 			job->ninfos ? bsearch(&key, job->infos, job->ninfos, sizeof(key), info_cmp) : NULL;
 		if (info) {
-			store_info(c, info);
+			store_info(reg, c, info);
 		} else if (c->state == REG_C_READY && !c->busy && !c->dirty) {
 			const struct evd_subscription *s = c->sub;
 			evd_log_warn("registry", "consumer %s of %s/%s (%s) disappeared from stream %s; "
@@ -144,7 +156,7 @@ static void apply_ensure(struct evd_registry *reg, struct reg_op *op, uint64_t n
 		return; /* removed meanwhile: its deletion is queued */
 	c->busy = false;
 	if (op->have_info)
-		store_info(c, &op->info);
+		store_info(reg, c, &op->info);
 	const struct evd_subscription *s = c->sub;
 	const char *subject = s->types[c->type].subject;
 	switch (op->result) {
@@ -158,7 +170,7 @@ static void apply_ensure(struct evd_registry *reg, struct reg_op *op, uint64_t n
 			evd_log_info("registry", "updated consumer %s of %s/%s in place (maxAckPending %" PRId64
 						 ", ackWait %" PRId64 " ms, maxDeliver %" PRId64 ")",
 				     c->name, s->ns, s->name, op->max_ack_pending,
-				     reg->ack_wait_ms, reg_max_deliver(reg));
+				     reg->ack_wait_ms, op->max_deliver);
 		else
 			evd_log_debug("registry", "re-bound consumer %s of %s/%s (%s)", c->name, s->ns,
 				      s->name, subject);
@@ -328,7 +340,6 @@ static void submit(struct evd_registry *reg, struct reg_job *job)
 	job->nc = evd_nats_connection(reg->nats);
 	job->stream = evd_xstrdup(reg->stream);
 	job->ack_wait_ns = reg->ack_wait_ms * NS_PER_MS;
-	job->max_deliver = reg_max_deliver(reg);
 	job->item.on_worker = reg_job_worker;
 	job->item.on_loop = on_job_loop;
 	reg->job = job;
@@ -415,6 +426,7 @@ void reg_reconcile_kick(struct evd_registry *reg)
 		op->description = evd_buf_steal(&desc);
 		op->subject = evd_xstrdup(t->subject);
 		op->max_ack_pending = s->max_in_flight;
+		op->max_deliver = reg_max_deliver(reg, s);
 		c->dirty = false;
 		c->busy = true;
 	}

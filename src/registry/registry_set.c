@@ -531,7 +531,8 @@ static void diff_consumers(struct evd_registry_diff *d, struct evd_subscription 
 		long o = owner_of(a, b->types[i].consumer);
 		if (o < 0)
 			push_consumer(&d->create, &d->ncreate, b, i, 0);
-		else if (a->max_in_flight != b->max_in_flight)
+		else if (a->max_in_flight != b->max_in_flight || a->max_deliver != b->max_deliver)
+			/* maxDeliver can raise the consumer's server-side backstop (registry.h). */
 			push_consumer(&d->update, &d->nupdate, b, i, a->max_in_flight);
 	}
 	for (size_t i = 0; a && i < a->ntypes; i++)

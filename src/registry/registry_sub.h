@@ -104,6 +104,10 @@ struct evd_subscription {
 
 	int max_in_flight; /* config.maxInFlightMessages, >= 1, default 10 */
 	enum evd_content_mode content_mode;
+	/* Delivery settings of spec.config (strings there, as Kyma's map); 0: the dispatch.* key. */
+	uint32_t max_deliver;        /* config.maxDeliver: attempts before a permanent failure */
+	int64_t retry_backoff_ms;    /* config.retryBackoff: delay before the first retry */
+	int64_t retry_max_delay_ms;  /* config.retryMaxDelay: longest delay between retries */
 
 	struct evd_sub_config *config; /* raw spec.config, sorted by key */
 	size_t nconfig;

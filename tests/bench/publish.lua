@@ -11,11 +11,29 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+-- args: [path] [batch size]; a batch size > 0 sends application/cloudevents-batch+json arrays
+-- of that many structured events (512-byte data each) instead of one binary-mode event.
 function init(args)
   path = args[1] or "/publish"
+  batch = tonumber(args[2] or "0")
+end
+
+local function batch_body()
+  local parts = {}
+  for i = 1, batch do
+    counter = counter + 1
+    parts[i] = string.format(
+      '{"specversion":"1.0","type":"order.created.v1","source":"bench","id":"%d-%d",' ..
+      '"datacontenttype":"application/json","data":%s}', thread_id, counter, body)
+  end
+  return "[" .. table.concat(parts, ",") .. "]"
 end
 
 function request()
+  if batch > 0 then
+    return wrk.format("POST", path, {["Content-Type"] = "application/cloudevents-batch+json"},
+                      batch_body())
+  end
   counter = counter + 1
   return wrk.format("POST", path, {
     ["Content-Type"] = "application/json",

@@ -93,6 +93,24 @@ int main(void)
 	CHECK(strstr(out.data, "t_big{code=\"s1\"}") == NULL);
 	CHECK(strstr(out.data, "t_big{code=\"s3\"} 3\n") != NULL);
 	CHECK(strstr(out.data, "t_big{code=\"s2999\"} 7\n") != NULL);
+
+	/* Removing by a partial label set: NULL matches any value. */
+	static const char *const two[] = { "sub", "code" };
+	struct evd_metric *hd = evd_metrics_add(m, EVD_METRIC_HISTOGRAM, "t_dur", "h", 2, two,
+					       (const double[]){ 1, 2 }, 2, 100);
+	const char *a1[] = { "a", "200" }, *a2[] = { "a", "503" }, *b1[] = { "b", "200" };
+	evd_metric_observe(hd, a1, 0.5);
+	evd_metric_observe(hd, a2, 1.5);
+	evd_metric_observe(hd, b1, 0.5);
+	const char *all_a[] = { "a", NULL };
+	CHECK_INT(evd_metric_remove_matching(hd, all_a), 2);
+	CHECK_INT(evd_metric_remove_matching(hd, all_a), 0);
+	CHECK(evd_metric_get(hd, b1) == 1);
+	CHECK(evd_metric_get(hd, a1) == 0);
+	evd_buf_reset(&out);
+	evd_metrics_render(m, &out);
+	CHECK(strstr(out.data, "sub=\"a\"") == NULL);
+	CHECK(strstr(out.data, "t_dur_count{sub=\"b\",code=\"200\"} 1\n") != NULL);
 	evd_buf_free(&out);
 	evd_metrics_free(m);
 	UNIT_MAIN_END();

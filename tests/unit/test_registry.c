@@ -99,6 +99,34 @@ static void test_consumer_name(void)
 #define V2 "apiVersion: eventing.kyma-project.io/v1alpha2\nkind: Subscription\nmetadata:\n  name: s\nspec:\n"
 #define V1 "apiVersion: eventing.kyma-project.io/v1alpha1\nkind: Subscription\nmetadata:\n  name: s\nspec:\n"
 
+static void test_delivery_keys(void)
+{
+	const char *text = V2 "  source: s\n  types: [a.b]\n  sink: http://h/\n  config:\n"
+			   "    maxDeliver: \"7\"\n    retryBackoff: 250ms\n    retryMaxDelay: \"2m\"\n";
+	struct evd_sub_list l = EVD_SUB_LIST_INIT;
+	int rc;
+	char *diag = parse(text, &rc, &l);
+	CHECK_INT(rc, 0);
+	CHECK_STR(diag, "");
+	if (l.count == 1) {
+		CHECK_INT(l.items[0]->max_deliver, 7);
+		CHECK_INT(l.items[0]->retry_backoff_ms, 250);
+		CHECK_INT(l.items[0]->retry_max_delay_ms, 120000);
+	}
+	evd_sub_list_clear(&l);
+	free(diag);
+	/* Absent: 0, the dispatch.* keys apply. */
+	diag = parse(V2 "  source: s\n  types: [a.b]\n  sink: http://h/\n", &rc, &l);
+	if (l.count == 1) {
+		CHECK_INT(l.items[0]->max_deliver, 0);
+		CHECK_INT(l.items[0]->retry_backoff_ms, 0);
+		CHECK_INT(l.items[0]->retry_max_delay_ms, 0);
+	}
+	evd_sub_list_clear(&l);
+	free(diag);
+}
+
+
 static void test_exact_and_options(void)
 {
 	const char *text = V2 "  typeMatching: exact\n"
@@ -393,6 +421,20 @@ static const struct bad_case bad_cases[] = {
 	     "ten\n",
 	  "t.yaml:10:26: spec.config.maxInFlightMessages: maxInFlightMessages must be a "
 	  "stringified int value\n" },
+	/* The dispatcher's keys (strings, as Kyma's map). */
+	{ V2 "  source: s\n  types: [a.b]\n  sink: http://h/\n  config:\n    maxDeliver: \"0\"\n",
+	  "t.yaml:10:17: spec.config.maxDeliver: maxDeliver must be a stringified int value from 1 "
+	  "to 1000000 (delivery attempts before an event counts as failed)\n" },
+	{ V2 "  source: s\n  types: [a.b]\n  sink: http://h/\n  config:\n    retryBackoff: soon\n",
+	  "t.yaml:10:19: spec.config.retryBackoff: retryBackoff must be a duration from 1ms to 7d, "
+	  "such as \"500ms\", \"10s\" or \"5m\"\n" },
+	{ V2 "  source: s\n  types: [a.b]\n  sink: http://h/\n  config:\n    retryMaxDelay: \"8d\"\n",
+	  "t.yaml:10:20: spec.config.retryMaxDelay: retryMaxDelay must be a duration from 1ms to 7d, "
+	  "such as \"500ms\", \"10s\" or \"5m\"\n" },
+	{ V2 "  source: s\n  types: [a.b]\n  sink: http://h/\n  config:\n    retryBackoff: 1m\n"
+	     "    retryMaxDelay: 10s\n",
+	  "t.yaml:10:19: spec.config.retryBackoff: retryBackoff must not be longer than "
+	  "retryMaxDelay\n" },
 	/* Required fields. */
 	{ V2 "  types: [a.b]\n  sink: http://h/\n", "t.yaml:6:3: spec.source: Required value\n" },
 	{ V2 "  source: s\n  sink: http://h/\n", "t.yaml:6:3: spec.types: Required value\n" },
@@ -979,6 +1021,7 @@ int main(int argc, char **argv)
 {
 	test_kyma_sample();
 	test_consumer_name();
+	test_delivery_keys();
 	test_exact_and_options();
 	test_same_subject_in_one_subscription();
 	test_v1alpha1();

@@ -38,6 +38,7 @@ PROGRAMS = {
     "clang": "clang",                    # sanitizer and fuzzing builds (CI, tests/fuzz)
     "wrk": "wrk",                        # tests/bench/publish_bench.py
     "nginx": "nginx-light",
+    "perf": "linux-perf",                # tests/bench/dispatch_bench.py --perf
 }
 
 # Builtins and programs of Essential packages (coreutils, bash, util-linux, ...): always there.
@@ -46,6 +47,7 @@ ALWAYS_THERE = {
     "mkdir", "cp", "rm", "mv", "ls", "cat", "ln", "chmod", "env", "sh", "bash", "tail", "head",
     "grep", "sed", "find", "sort", "mktemp", "dirname", "id", "sleep", "timeout",
     "dpkg-query", "apt-get",  # dpkg and apt: how tools/setup installs the rest
+    "taskset",                # util-linux
 }
 
 # The repository's own programs.
