@@ -10,10 +10,9 @@ import json
 import os
 import re
 import shlex
-import shutil
 import socket
 
-from evd_harness import (EVENTINGD, Eventingd, NatsServer, eventingd_cli, http_request,
+from evd_harness import (Eventingd, NatsServer, eventingd_cli, free_port, http_request,
                          run_tests, track, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,11 +89,20 @@ def curl_request(argv):
     return headers, data
 
 
+def sample_text():
+    text = open(SAMPLE).read()
+    assert "sink: http://127.0.0.1:8081/" in text, text
+    return text.replace("sink: http://127.0.0.1:8081/", f"sink: http://127.0.0.1:{free_port()}/")
+
+
 def start(tmp):
     nats = track(NatsServer(tmp)).start()
     # Interest retention, the default: what nobody wants is dropped at once.
     evd = track(Eventingd(tmp, nats_url=nats.url))
-    shutil.copy(SAMPLE, evd.subs_dir)
+    # The sample as it is, but for its sink: a port nothing listens on, so the dispatcher
+    # delivers nothing (8081 may be another test's or a tour's display) and events stay stored.
+    with open(os.path.join(evd.subs_dir, os.path.basename(SAMPLE)), "w") as f:
+        f.write(sample_text())
     evd.start()
     evd.wait_ready()
     wait_for(lambda: sub_ready(evd, "default", "order-created"), 30,
@@ -179,7 +187,7 @@ def test_unrouted_counted_logged_and_shown(tmp):
 
     # A subscription added live makes the subject wanted: no longer counted, kept.
     with open(os.path.join(evd.subs_dir, "cancelled.yaml"), "w") as f:
-        f.write(open(SAMPLE).read().replace("name: order-created", "name: cancelled")
+        f.write(sample_text().replace("name: order-created", "name: cancelled")
                 .replace("order.created.v1", "order.cancelled.v1"))
     wait_for(lambda: sub_ready(evd, "default", "cancelled"), 30, what="the new subscription")
     before = stream_messages(nats.port)
