@@ -8,6 +8,7 @@
 #include "daemon/daemon.h"
 #include "daemon/daemon_embedded.h"
 #include "nats/nats_conn.h"
+#include "publish/publish.h"
 #include "registry/registry.h"
 #include "util/util_buf.h"
 
@@ -77,6 +78,11 @@ static void respond_backend(struct evd_daemon *d, struct evd_http_request *req)
 		evd_nats_backend_json(n, &out);
 	else
 		evd_buf_append_str(&out, "null");
+	/* What the backend did with what was published: events no subscription wanted. */
+	struct evd_publish *p = evd_daemon_publish(d);
+	if (p)
+		evd_buf_printf(&out, ",\"publish\":{\"unrouted_total\":%llu}",
+			       (unsigned long long)evd_publish_unrouted_total(p));
 	evd_buf_append_str(&out, "}\n");
 	evd_http_respond(req, 200, "application/json", NULL, out.data, out.len);
 	evd_buf_free(&out);

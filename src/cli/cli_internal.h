@@ -71,8 +71,9 @@ bool evd_cli_extension_name_ok(const char *name, const char **why);
  *   attributes cJSON writes. JSON data (a JSON content type and a JSON value) is inserted raw,
  *   byte for byte (cJSON would turn large integers into doubles); other data goes as a JSON
  *   string when it is UTF-8 without NUL bytes, else as data_base64.
- * Returns 0, or -EINVAL with a reason in err: JSON content type but data that is no JSON value
- * in structured mode, or a content type with control characters.
+ * Returns 0, or -EINVAL with a reason in err: data that is no JSON value under a JSON content
+ * type (given, or derived: without ev->content_type, data whose first non-blank byte is '{' or
+ * '[' must be JSON), in either mode; or a content type with control characters.
  */
 int evd_cli_publish_build(const struct evd_cli_event *ev, bool structured, struct evd_buf *headers,
 			  struct evd_buf *body, char *err, size_t errlen);

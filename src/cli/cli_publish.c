@@ -50,6 +50,15 @@ static bool has_ctl(const char *s)
 	return false;
 }
 
+/* The first byte that is not JSON whitespace opens an object or an array. */
+static bool looks_like_json(const char *data, size_t len)
+{
+	size_t i = 0;
+	while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+		i++;
+	return i < len && (data[i] == '{' || data[i] == '[');
+}
+
 int evd_cli_publish_build(const struct evd_cli_event *ev, bool structured, struct evd_buf *headers,
 			  struct evd_buf *body, char *err, size_t errlen)
 {
@@ -62,6 +71,24 @@ int evd_cli_publish_build(const struct evd_cli_event *ev, bool structured, struc
 		return -EINVAL;
 	}
 	bool json_ct = ct && evd_ce_media_type_is_json(ct, strlen(ct));
+
+	/*
+	 * Broken JSON is refused before anything is sent, in both modes: an endpoint stores binary
+	 * mode data as opaque bytes and answers 204, so the mistake (often a shell's quoting) would
+	 * only show at the sink. Data counts as JSON when its content type says so, or, without
+	 * --content-type, when it opens an object or an array; an explicit non-JSON content type
+	 * sends any text as it is.
+	 */
+	if (ev->data && !data_is_json && json_ct) {
+		snprintf(err, errlen, "--data is not valid JSON, but its content type %s says JSON "
+				      "(give --content-type text/plain to send it as text)", ct);
+		return -EINVAL;
+	}
+	if (ev->data && !data_is_json && !ev->content_type && looks_like_json(ev->data, ev->data_len)) {
+		snprintf(err, errlen, "--data starts like JSON but is not valid JSON: fix it, or give "
+				      "--content-type text/plain to send it as text");
+		return -EINVAL;
+	}
 
 	if (!structured) {
 		if (ct)
@@ -77,11 +104,6 @@ int evd_cli_publish_build(const struct evd_cli_event *ev, bool structured, struc
 		return 0;
 	}
 
-	if (ev->data && json_ct && !data_is_json) {
-		snprintf(err, errlen, "--data is not valid JSON, but its content type %s says JSON "
-				      "(give --content-type text/plain to send it as text)", ct);
-		return -EINVAL;
-	}
 	/* The dispatcher's encoder (data byte-exact: JSON as it is, text as a string, bytes as
 	 * data_base64). */
 	struct evd_cloudevent ce;

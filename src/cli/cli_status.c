@@ -153,6 +153,8 @@ static void print_backend(FILE *out, const cJSON *root, int64_t now_ms)
 			fprintf(out, "  bytes       %.0f (no limit)\n", bytes);
 		fprintf(out, "  consumers   %.0f\n", num_or(stream, "consumers", 0));
 	}
+	fprintf(out, "  unrouted    %.0f events stored that no subscription wanted\n",
+		num_or(cJSON_GetObjectItemCaseSensitive(root, "publish"), "unrouted_total", 0));
 	const char *err = str_or(nats, "last_error", NULL);
 	if (err && *err)
 		fprintf(out, "  last error  %s\n", err);

@@ -93,6 +93,11 @@ struct evd_registry *evd_daemon_registry(struct evd_daemon *d)
 	return d->registry;
 }
 
+struct evd_publish *evd_daemon_publish(struct evd_daemon *d)
+{
+	return d->publish;
+}
+
 static double metric_ready(void *data)
 {
 	const char *reason;
@@ -453,6 +458,16 @@ static int on_subscribed(const char *app, struct evd_buf *body, void *data)
 	return 200;
 }
 
+/*
+ * Whether a subscription wants events on subject (the publish module counts those nobody
+ * wants): the registry's answer, handed to publish at its creation so publish needs no registry.
+ */
+static bool on_subject_wanted(const char *subject, void *data)
+{
+	struct evd_daemon *d = data;
+	return !d->registry || evd_registry_wants_subject(d->registry, subject);
+}
+
 /* Each subscription's status gets the dispatcher's delivery figures. */
 static void on_status_extra(void *data, const char *ns, const char *name, struct cJSON *status)
 {
@@ -492,7 +507,7 @@ static int start_backend(struct evd_daemon *d)
 		return rc;
 	evd_registry_set_observer(d->registry, evd_dispatch_on_binding, d->dispatch);
 	evd_registry_set_status_extra(d->registry, on_status_extra, d->dispatch);
-	rc = evd_publish_new(d, &d->publish);
+	rc = evd_publish_new(d, on_subject_wanted, d, &d->publish);
 	if (rc < 0)
 		return rc;
 	evd_publish_set_subscribed_provider(d->publish, on_subscribed, d);

@@ -23,6 +23,7 @@ struct evd_daemon;
 struct evd_nats;
 struct evd_bridge;
 struct evd_registry;
+struct evd_publish;
 
 struct evd_daemon_opts {
 	const char *config_path; /* NULL: the default path */
@@ -48,6 +49,8 @@ struct evd_bridge *evd_daemon_bridge(struct evd_daemon *d);
 struct evd_metrics *evd_daemon_metrics(struct evd_daemon *d);
 /* The subscription registry (registry/registry.h), or NULL before the backend started. */
 struct evd_registry *evd_daemon_registry(struct evd_daemon *d);
+/* The publish endpoint (publish/publish.h), or NULL before the backend started and after stop. */
+struct evd_publish *evd_daemon_publish(struct evd_daemon *d);
 
 /*
  * Resolves which configuration `run` and `check` use: an explicit path must exist; without -c,

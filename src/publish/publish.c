@@ -92,6 +92,9 @@ static struct evd_pub_req *req_get(struct evd_publish *p, struct evd_http_reques
 	r->fail_text[0] = '\0';
 	r->fail_retry = false;
 	r->legacy_id[0] = '\0';
+	r->unrouted = 0;
+	r->unrouted_idx = 0;
+	r->unrouted_subject = NULL;
 	return r;
 }
 
@@ -281,8 +284,71 @@ int evd_pub_admit(struct evd_pub_req *r, size_t n)
 	return -EAGAIN;
 }
 
+void evd_pub_note_unrouted(struct evd_pub_req *r, const char *const *subjects, size_t n)
+{
+	struct evd_publish *p = r->p;
+	if (!p->wanted)
+		return;
+	if (r->route == EVD_ROUTE_LEGACY) {
+		/* One event, stored on its standard and (maybe) its prefixed subject. */
+		for (size_t i = 0; i < n; i++)
+			if (p->wanted(subjects[i], p->wanted_data))
+				return;
+		r->unrouted = 1;
+		r->unrouted_idx = 0;
+		r->unrouted_subject = subjects[0];
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (p->wanted(subjects[i], p->wanted_data))
+			continue;
+		if (r->unrouted++ == 0) {
+			r->unrouted_idx = i;
+			r->unrouted_subject = subjects[i];
+		}
+	}
+}
+
+/* At most max-1 bytes of s, control characters as '?': attributes come from clients. */
+static const char *printable(const char *s, char *out, size_t max)
+{
+	size_t i = 0;
+	for (; s && s[i] && i + 1 < max; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	out[i] = '\0';
+	return out;
+}
+
+/* A request answered 2xx stored events no subscription wants: count them, say so at debug. */
+static void count_unrouted(struct evd_pub_req *r)
+{
+	struct evd_publish *p = r->p;
+	p->unrouted_total += r->unrouted;
+	evd_pub_metrics_unrouted(p, r->route, r->unrouted);
+	if (evd_log_threshold < EVD_LOG_DEBUG)
+		return;
+	const struct evd_cloudevent *ev = &r->events[r->unrouted_idx];
+	/* The type as published: standard types keep it in originaltype. */
+	const char *type = evd_ce_ext_get(ev, "originaltype");
+	char id[80], t[160], src[160], more[64] = "";
+	if (r->unrouted > 1)
+		snprintf(more, sizeof(more), " (and %zu more events of this batch)", r->unrouted - 1);
+	evd_log_debug("publish",
+		      "event \"%s\" of type \"%s\" from source \"%s\" stored on %s%s, but no "
+		      "subscription wants that subject: %s",
+		      printable(ev->attr[EVD_CE_ID], id, sizeof(id)),
+		      printable(type ? type : ev->attr[EVD_CE_TYPE], t, sizeof(t)),
+		      printable(ev->attr[EVD_CE_SOURCE], src, sizeof(src)), r->unrouted_subject, more,
+		      p->cfg->stream.retention == EVD_RETENTION_INTEREST
+			      ? "interest retention drops it at once (eventingd_publish_unrouted_total)"
+			      : "it stays until the stream's limits remove it "
+				"(eventingd_publish_unrouted_total)");
+}
+
 void evd_pub_complete(struct evd_pub_req *r)
 {
+	if (r->status == 0 && r->unrouted)
+		count_unrouted(r);
 	if (r->route == EVD_ROUTE_LEGACY) {
 		evd_pub_legacy_done(r);
 		return;
@@ -374,6 +440,7 @@ static void publish_cloudevents(struct evd_pub_req *r)
 			goto free_subjects;
 		}
 	}
+	evd_pub_note_unrouted(r, subjects, r->nevents);
 	if (evd_pub_admit(r, r->nevents) == 0)
 		publish_all(r, subjects);
 free_subjects:
@@ -463,13 +530,16 @@ static void apply_config(struct evd_publish *p, const struct evd_config *cfg)
 	p->max_in_flight = want;
 }
 
-int evd_publish_new(struct evd_daemon *d, struct evd_publish **out)
+int evd_publish_new(struct evd_daemon *d, evd_publish_wanted_cb wanted, void *wanted_data,
+		    struct evd_publish **out)
 {
 	const struct evd_config *cfg = evd_daemon_config(d);
 	struct evd_publish *p = evd_xcalloc(1, sizeof(*p));
 	int rc;
 
 	p->daemon = d;
+	p->wanted = wanted;
+	p->wanted_data = wanted_data;
 	p->type_prefix = evd_xstrdup(cfg->publish.event_type_prefix);
 	p->subject_prefix = evd_xstrdup(cfg->stream.subject_prefix);
 	p->max_in_flight = cfg->publish.max_in_flight;
@@ -523,6 +593,11 @@ void evd_publish_backend_lost(struct evd_publish *p)
 {
 	p->backend_ready = false;
 	evd_pub_js_backend_lost(p);
+}
+
+uint64_t evd_publish_unrouted_total(const struct evd_publish *p)
+{
+	return p->unrouted_total;
 }
 
 void evd_publish_set_subscribed_provider(struct evd_publish *p, evd_publish_subscribed_cb fn,

@@ -13,6 +13,7 @@
 #define EVD_PUBLISH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "http/http_server.h"
@@ -29,7 +30,19 @@ struct evd_buf;
  */
 typedef int (*evd_publish_subscribed_cb)(const char *app, struct evd_buf *body, void *data);
 
-int evd_publish_new(struct evd_daemon *d, struct evd_publish **out);
+/*
+ * Whether an event stored on subject will be kept for a subscriber: true when a subscription
+ * wants it, and when that is not known. Loop thread; called once per event, before the publish.
+ * Events answered 2xx for which it says false are counted in eventingd_publish_unrouted_total
+ * and logged at debug level (interest retention drops them at once).
+ */
+typedef bool (*evd_publish_wanted_cb)(const char *subject, void *data);
+
+/* wanted may be NULL: every event counts as wanted. */
+int evd_publish_new(struct evd_daemon *d, evd_publish_wanted_cb wanted, void *wanted_data,
+		    struct evd_publish **out);
+/* Events answered 2xx that no subscription wanted, since start (GET /v1/backend). */
+uint64_t evd_publish_unrouted_total(const struct evd_publish *p);
 void evd_publish_handle(struct evd_publish *p, struct evd_http_request *req);
 /* The subscription registry plugs in here (NULL: back to the empty answer). */
 void evd_publish_set_subscribed_provider(struct evd_publish *p, evd_publish_subscribed_cb fn,

@@ -80,6 +80,10 @@ struct evd_pub_req {
 	bool fail_retry; /* add Retry-After */
 	uint64_t publish_ns;
 	char legacy_id[40];
+	/* Events no subscription wants (a legacy pair counts as one), and the first of them. */
+	size_t unrouted;
+	size_t unrouted_idx;
+	const char *unrouted_subject; /* in that event's arena */
 };
 
 struct evd_pub_naming {
@@ -109,6 +113,9 @@ struct evd_publish {
 
 	evd_publish_subscribed_cb subscribed;
 	void *subscribed_data;
+	evd_publish_wanted_cb wanted; /* NULL: everything is wanted */
+	void *wanted_data;
+	uint64_t unrouted_total;
 
 	struct evd_pub_acks *acks;
 	struct evd_pub_map {
@@ -134,6 +141,7 @@ struct evd_publish {
 		struct evd_metric *health;      /* eventing_epp_health */
 		struct evd_metric *duplicates;  /* eventingd_publish_duplicates_total */
 		struct evd_metric *shed;        /* eventingd_publish_shed_total */
+		struct evd_metric *unrouted;    /* eventingd_publish_unrouted_total */
 	} m;
 };
 
@@ -147,6 +155,9 @@ void evd_pub_respond_text(struct evd_pub_req *r, int status, const char *extra, 
  * -EINVAL with the reason in err. */
 int evd_pub_prepare(struct evd_publish *p, const struct evd_http_request *http,
 		    struct evd_cloudevent *ev, const char **subject, struct evd_buf *err);
+/* Notes which of events [0, n) no subscription wants, by their subjects; a legacy request's
+ * copies are one event, wanted if either subject is. Before evd_pub_admit. */
+void evd_pub_note_unrouted(struct evd_pub_req *r, const char *const *subjects, size_t n);
 /* 0 when the backend can take n more publishes; else answers 503 (shed or unavailable) itself
  * through respond_unavailable and returns -EAGAIN. */
 int evd_pub_admit(struct evd_pub_req *r, size_t n);
@@ -184,6 +195,8 @@ void evd_pub_metrics_published(struct evd_publish *p, const struct evd_cloudeven
 void evd_pub_metrics_backend(struct evd_publish *p, int status, uint64_t start_ns);
 void evd_pub_metrics_shed(struct evd_publish *p, const char *reason);
 void evd_pub_metrics_duplicate(struct evd_publish *p);
+/* n events of a request on route were answered 2xx but no subscription wants them. */
+void evd_pub_metrics_unrouted(struct evd_publish *p, enum evd_pub_route route, size_t n);
 
 /* ---- publish_access.c ---- */
 /* path NULL: off; "-": stderr; else a file, opened now (reopened on every reload, so log

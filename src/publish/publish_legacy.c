@@ -89,6 +89,7 @@ void evd_pub_legacy(struct evd_pub_req *r, const char *app_seg, size_t app_len)
 			goto out;
 		}
 	}
+	evd_pub_note_unrouted(r, subjects, r->nevents);
 	if (evd_pub_admit(r, r->nevents) < 0)
 		goto out;
 	for (size_t i = 0; i < r->nevents; i++)

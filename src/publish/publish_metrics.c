@@ -67,6 +67,12 @@ void evd_pub_metrics_init(struct evd_publish *p)
 				    "Requests answered 503 without publishing, by reason "
 				    "(max_in_flight, max_bytes_in_flight, backend_unavailable).",
 				    1, shed_labels, NULL, 0, 0);
+	static const char *const unrouted_labels[] = { "path" };
+	p->m.unrouted = evd_metrics_add(
+		m, EVD_METRIC_COUNTER, "eventingd_publish_unrouted_total",
+		"Events answered 2xx whose subject no active subscription wants (with interest "
+		"retention JetStream drops them at once), by route template.",
+		1, unrouted_labels, NULL, 0, 0);
 	evd_metrics_add_gauge_fn(m, "eventingd_publish_in_flight",
 				 "Publishes awaiting a JetStream acknowledgement.", in_flight, p);
 }
@@ -126,4 +132,12 @@ void evd_pub_metrics_duplicate(struct evd_publish *p)
 {
 	if (p->m.duplicates)
 		evd_metric_add(p->m.duplicates, NULL, 1);
+}
+
+void evd_pub_metrics_unrouted(struct evd_publish *p, enum evd_pub_route route, size_t n)
+{
+	if (!p->m.unrouted)
+		return;
+	const char *path = evd_pub_route_template(route);
+	evd_metric_add(p->m.unrouted, &path, (double)n);
 }

@@ -215,6 +215,40 @@ static void log_sub_action(const struct evd_registry_sub_action *a)
 	}
 }
 
+static int str_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* reg->subjects from reg->set: rebuilt whenever a set is applied (rare), read per publish. */
+static void index_subjects(struct evd_registry *reg)
+{
+	const struct evd_sub_list *active = &reg->set->active;
+	size_t n = 0;
+
+	for (size_t i = 0; i < active->count; i++)
+		n += active->items[i]->ntypes;
+	reg->subjects = evd_xrealloc(reg->subjects, (n ? n : 1) * sizeof(*reg->subjects));
+	n = 0;
+	for (size_t i = 0; i < active->count; i++)
+		for (size_t t = 0; t < active->items[i]->ntypes; t++)
+			reg->subjects[n++] = active->items[i]->types[t].subject;
+	qsort(reg->subjects, n, sizeof(*reg->subjects), str_ptr_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (u == 0 || strcmp(reg->subjects[u - 1], reg->subjects[i]) != 0)
+			reg->subjects[u++] = reg->subjects[i];
+	reg->nsubjects = u;
+}
+
+bool evd_registry_wants_subject(const struct evd_registry *reg, const char *subject)
+{
+	if (!reg->loaded)
+		return true;
+	return bsearch(&subject, reg->subjects, reg->nsubjects, sizeof(*reg->subjects),
+		       str_ptr_cmp) != NULL;
+}
+
 void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 {
 	struct evd_registry_diff *diff = evd_registry_diff(reg->set, next);
@@ -326,6 +360,7 @@ void reg_apply_set(struct evd_registry *reg, struct evd_registry_set *next)
 	evd_registry_diff_free(diff);
 	evd_registry_set_free(reg->set);
 	reg->set = next;
+	index_subjects(reg);
 	reg->loaded = true;
 	reg->applied_ms = reg_wall_ms();
 	reg_refresh_metrics(reg);
@@ -475,6 +510,7 @@ static void registry_destroy(struct evd_registry *reg)
 		free(reg->deletes[i].what);
 	free(reg->deletes);
 	evd_registry_set_free(reg->set);
+	free(reg->subjects);
 	free(reg->dir);
 	free(reg->dir_error);
 	free(reg->stream);

@@ -74,6 +74,15 @@ void evd_registry_backend_state(struct evd_registry *reg, bool ready);
 void evd_registry_free(struct evd_registry *reg);
 
 /*
+ * True when a type of an active subscription maps to subject, i.e. a consumer of eventingd's
+ * filters on it (filter subjects are plain: standard types are cleaned of '*' and '>', exact
+ * types may not hold them), so interest retention keeps an event stored there. Also true
+ * before the first scan is applied, when the answer is not known yet. A binary search: cheap
+ * enough for every publish.
+ */
+bool evd_registry_wants_subject(const struct evd_registry *reg, const char *subject);
+
+/*
  * The dispatcher's view of one consumer, level-based: each call says what is true now, not what
  * changed, so a receiver that makes its state match every call is right whatever it missed or was
  * told twice. An observer is told, on the loop, about every consumer of every applied set in the

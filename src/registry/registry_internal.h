@@ -96,6 +96,10 @@ struct evd_registry {
 
 	/* ---- the applied set */
 	struct evd_registry_set *set; /* NULL before the first scan */
+	/* Every subject a type of set's active subscriptions maps to, sorted, unique; the strings
+	 * belong to set's subscriptions (evd_registry_wants_subject looks them up per publish). */
+	const char **subjects;
+	size_t nsubjects;
 	bool loaded;
 	int64_t applied_ms;
 	uint64_t stable_since; /* uv_now() of the last change of the set or directory state */

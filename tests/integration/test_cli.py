@@ -131,13 +131,31 @@ def test_structured_bad_json(tmp):
                            "--data", "{not json", "--content-type", "application/json")
     assert rc == 64, (rc, out, err)
     assert "not valid JSON" in err, err
-    # Without --content-type the same text goes as a JSON string, text/plain.
+    # Without --content-type, data that opens an object or an array must be JSON: refused as
+    # a usage error in either mode, from the command line and from a file (issue 7).
+    path = os.path.join(tmp, "broken.json")
+    with open(path, "w") as f:
+        f.write('{"id":\n')
+    for extra in ((), ("--structured",)):
+        for data in ('{"id":', "@" + path):
+            rc, out, err = publish("--url", d.url + "/", *extra, "--type", "t", "--source", "s",
+                                   "--data", data)
+            assert rc == 64, (extra, data, rc, out, err)
+            assert "not valid JSON" in err and "usage: eventingd publish" in err, err
+            assert out == "", out
+    # An explicit non-JSON --content-type sends the same text as it is.
     rc, out, err = publish("--url", d.url + "/", "--structured", "--type", "t", "--source", "s",
-                           "--data", "{not json", "--id", "txt")
+                           "--data", "{not json", "--id", "txt", "--content-type", "text/plain")
     assert rc == 0, (rc, out, err)
     ev = d.wait_events(1)[0]
     assert "  datacontenttype: text/plain" in ev and "  {not json" in ev.splitlines(), ev
-    assert len(d.events()) == 1
+    rc, out, err = publish("--url", d.url + "/", "--type", "t", "--source", "s",
+                           "--data", "@" + path, "--id", "txt-file", "--content-type", "text/plain")
+    assert rc == 0, (rc, out, err)
+    ev = d.wait_events(2)[1]
+    assert "  id: txt-file" in ev and '  {"id":' in ev.splitlines(), ev
+    # Nothing refused reached the sink.
+    assert len(d.events()) == 2
     assert d.stop() == 0
 
 

@@ -126,8 +126,25 @@ static void test_publish_build(void)
 		  NULL, "12345678901234567890" },
 		{ "binary text", false, NULL, "hello world", 0, 0, "text/plain", NULL, "hello world" },
 		{ "binary no data", false, NULL, NULL, 0, 0, NULL, NULL, NULL },
-		{ "binary explicit ct, not json", false, "application/json", "nojson", 0, 0,
-		  "application/json", NULL, "nojson" },
+		/* Broken JSON is refused before sending, in binary mode too (issue 7). */
+		{ "binary explicit ct, not json", false, "application/json", "nojson", 0, -EINVAL,
+		  NULL, NULL, NULL },
+		{ "binary broken json object", false, NULL, "{\"id\":", 0, -EINVAL, NULL, NULL,
+		  NULL },
+		{ "binary broken json array", false, NULL, " \n[1, 2", 0, -EINVAL, NULL, NULL, NULL },
+		{ "structured broken json", true, NULL, "{\"id\":", 0, -EINVAL, NULL, NULL, NULL },
+		{ "binary +json ct, broken", false, "application/vnd.x+json; charset=utf-8", "[", 0,
+		  -EINVAL, NULL, NULL, NULL },
+		/* An explicit non-JSON content type sends the same text as it is. */
+		{ "binary text ct, broken json", false, "text/plain", "{\"id\":", 0, 0, "text/plain",
+		  NULL, "{\"id\":" },
+		{ "structured text ct, broken json", true, "text/plain", "{\"id\":", 0, 0,
+		  "text/plain", NULL, "\"data\":\"{\\\"id\\\":\"" },
+		{ "binary octet-stream ct, broken json", false, "application/octet-stream", "[x", 0, 0,
+		  "application/octet-stream", NULL, "[x" },
+		/* Text that does not open an object or array is text. */
+		{ "binary text starting with a brace later", false, NULL, "a {b", 0, 0, "text/plain",
+		  NULL, "a {b" },
 		{ "structured json raw", true, NULL, " {\"n\": 12345678901234567890}\n", 0, 0,
 		  "application/json", "{\"n\": 12345678901234567890}",
 		  "\"data\":{\"n\": 12345678901234567890}" },
@@ -363,7 +380,8 @@ static void test_status_print(void)
 		"\"server\":{\"name\":\"n1\",\"version\":\"2.9.10\"},\"stream\":{\"name\":\"sap\","
 		"\"storage\":\"file\",\"retention\":\"interest\",\"discard\":\"new\",\"messages\":5,"
 		"\"bytes\":100,\"consumers\":3,\"max_bytes\":1000,"
-		"\"refreshed_at\":\"2026-12-01T14:50:07.000Z\"},\"last_error\":null}}";
+		"\"refreshed_at\":\"2026-12-01T14:50:07.000Z\"},\"last_error\":null},"
+		"\"publish\":{\"unrouted_total\":4}}";
 	static const char subs[] =
 		"{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":["
 		/* Counters for both consumers, and the dispatcher's figures. */
@@ -404,6 +422,7 @@ static void test_status_print(void)
 		  "  messages    5\n"
 		  "  bytes       100 of 1000 (10.0%)\n"
 		  "  consumers   3\n"
+		  "  unrouted    4 events stored that no subscription wanted\n"
 		  "\n"
 		  "SUBSCRIPTIONS  /etc/eventingd/subscriptions.d: 2 active, 1 ready, 0 of 2 files failed\n"
 		  "  NAMESPACE/NAME  READY  TYPES  PENDING  AS OF    DELIVERED  FAILED  SINK\n"

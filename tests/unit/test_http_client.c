@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -615,13 +616,20 @@ static void test_failures(void)
 		fprintf(stderr, "unresolvable: %d %s\n", t.err, t.err_text);
 
 	/* A name that does resolve: localhost, to ::1 first on some hosts, where nothing
-	 * listens; the client goes on to 127.0.0.1. */
-	prep(&t, "/status/201");
-	snprintf(t.url, sizeof(t.url), "http://localhost:%d/status/201", port);
-	CHECK_INT(evd_http_client_send(client, &t.r), 0);
-	CHECK(wait_done(&t, 1, 20000));
-	CHECK_INT(t.err, 0);
-	CHECK_INT(t.status, 201);
+	 * listens; the client goes on to 127.0.0.1. A bare debootstrap root has no /etc/hosts,
+	 * so there localhost resolves to nothing and the case cannot be made: it is skipped. */
+	struct addrinfo *ai = NULL, hints = { .ai_socktype = SOCK_STREAM };
+	if (getaddrinfo("localhost", NULL, &hints, &ai) == 0) {
+		freeaddrinfo(ai);
+		prep(&t, "/status/201");
+		snprintf(t.url, sizeof(t.url), "http://localhost:%d/status/201", port);
+		CHECK_INT(evd_http_client_send(client, &t.r), 0);
+		CHECK(wait_done(&t, 1, 20000));
+		CHECK_INT(t.err, 0);
+		CHECK_INT(t.status, 201);
+	} else {
+		printf("localhost does not resolve here (no /etc/hosts?): that case skipped\n");
+	}
 
 	/* The server answers early and never reads our 8 MiB body: the answer counts, the
 	 * connection is not reused, nothing waits for the timeout. */

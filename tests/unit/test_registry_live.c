@@ -130,8 +130,21 @@ int main(void)
 	static char tag[] = "dispatch";
 	evd_registry_set_status_extra(reg, add_delivery, tag);
 	CHECK_INT(evd_registry_start(reg), 0);
+	/* Before the first scan nobody knows: every subject counts as wanted (publish counts
+	 * nothing as unrouted). */
+	CHECK(evd_registry_wants_subject(reg, "kyma.nobody.x.v1"));
 	run_until_scans(&loop, reg, 1);
 	CHECK(evd_registry_loaded(reg));
+
+	/* Subjects the active subscriptions' consumers filter on, standard and exact. */
+	CHECK(evd_registry_wants_subject(reg, "kyma.commerce.order.created.v1"));
+	CHECK(evd_registry_wants_subject(reg, "kyma.commerce.order.paid.v2"));
+	CHECK(evd_registry_wants_subject(reg, "kyma.shop.order.created.v1"));
+	CHECK(evd_registry_wants_subject(reg, "kyma.sap.kyma.custom.commerce.order.shipped.v3"));
+	CHECK(!evd_registry_wants_subject(reg, "kyma.nobody.x.v1"));
+	CHECK(!evd_registry_wants_subject(reg, "kyma.commerce.order.shipped.v3"));
+	CHECK(!evd_registry_wants_subject(reg, "kyma.commerce.order.created"));
+	CHECK(!evd_registry_wants_subject(reg, "kyma.commerce.order.created.v1.x"));
 
 	size_t active, ready;
 	evd_registry_counts(reg, &active, &ready);
@@ -304,6 +317,9 @@ int main(void)
 	run_until_scans(&loop, reg, 3);
 	evd_registry_counts(reg, &active, &ready);
 	CHECK_INT(active, 4);
+	/* Only "one" wanted order.paid.v2; order.created.v1 is still wanted by the others. */
+	CHECK(!evd_registry_wants_subject(reg, "kyma.commerce.order.paid.v2"));
+	CHECK(evd_registry_wants_subject(reg, "kyma.commerce.order.created.v1"));
 	evd_buf_reset(&b);
 	evd_metrics_render(metrics, &b);
 	CHECK(strstr(b.data, "subscription_name=\"one\"") == NULL);
