@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "../unit/unit.h"
+#include "itest_nats.h"
 #include "nats/nats_bridge.h"
 #include "nats/nats_conn.h"
 #include "util/util_buf.h"
@@ -44,39 +45,12 @@ static bool closed_called;
 
 static bool find_server(void)
 {
-	const char *path = getenv("PATH");
-	char *copy, *dir, *save = NULL;
-	bool found = false;
-
-	if (!path)
-		path = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
-	copy = strdup(path);
-	for (dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
-		snprintf(server_bin, sizeof(server_bin), "%s/nats-server", dir);
-		found = access(server_bin, X_OK) == 0;
-	}
-	if (!found && access("/usr/sbin/nats-server", X_OK) == 0) {
-		snprintf(server_bin, sizeof(server_bin), "/usr/sbin/nats-server");
-		found = true;
-	}
-	free(copy);
-	return found;
+	return itest_find_nats_server(server_bin, sizeof(server_bin));
 }
 
 static int free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-		perror("free port");
-		exit(1);
-	}
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
+	return itest_free_port();
 }
 
 static void start_server_js(bool js)
