@@ -581,8 +581,10 @@ def test_failed_delete_never_hits_a_wanted_consumer(tmp):
     nats.proc.send_signal(signal.SIGSTOP)
     try:
         os.remove(path)
+        # The delete may queue behind a request already waiting on the stopped server on the
+        # same worker (a counter refresh: up to its 5 s timeout), so allow for that.
         wait_for(lambda: subs(evd)["deleting"] and subs(evd)["deleting"][0]["state"] == "deleting now",
-                 5, what="the delete sent")
+                 15, what="the delete sent")
         write(path, manifest("flaky"))  # back while the delete hangs
         wait_for(lambda: f"consumer {name} (default/flaky/{SUBJECT}): deleting the consumer"
                  in evd.stderr() or "wanted again after its deletion" in evd.stderr(),
