@@ -55,6 +55,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import evd_harness  # noqa: E402
 from evd_harness import Eventingd, NatsServer, free_port, http_request, wait_for  # noqa: E402
+from bench_common import cpu_seconds, start_nginx  # noqa: E402
 from evd_nats import NatsClient, consumer_name  # noqa: E402
 from evd_sink import Sink  # noqa: E402
 
@@ -67,27 +68,6 @@ def manifest(name, sink, type_="order.created.v1", source="bench", mif=100):
             f"  config:\n    maxInFlightMessages: \"{mif}\"\n")
 
 
-def start_nginx(tmp):
-    port = free_port()
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""worker_processes 1;
-error_log {tmp}/nginx-error.log;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp};
-  client_body_buffer_size 64k;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
-  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 204; }} }}
-}}
-""")
-    proc = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
-    wait_for(lambda: socket.create_connection(("127.0.0.1", port), 0.2).close() or True, what="nginx")
-    return proc, port
-
 
 def proc_status(pid, key):
     with open(f"/proc/{pid}/status") as f:
@@ -96,11 +76,6 @@ def proc_status(pid, key):
                 return int(line.split()[1])
     return 0
 
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid):

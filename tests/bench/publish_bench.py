@@ -37,13 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import evd_harness  # noqa: E402
 from evd_harness import Eventingd, NatsServer, free_port, http_request, wait_for  # noqa: E402
+from bench_common import cpu_seconds, start_nginx  # noqa: E402
 
-
-def cpu_seconds(pid):
-    """utime + stime of a process (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measured(url, conns, threads, duration, pids, batch=0):
@@ -66,26 +61,6 @@ def wrk(url, conns, threads, duration, script_args=()):
         raise SystemExit(f"wrk printed no result:\n{out}")
     return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
-
-def start_nginx(tmp):
-    port = free_port()
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""worker_processes 1;
-error_log {tmp}/nginx-error.log;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp};
-  keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }}
-}}
-""")
-    proc = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"],
-                            stderr=subprocess.DEVNULL)
-    wait_for(lambda: socket.create_connection(("127.0.0.1", port), 0.2).close() or True, what="nginx")
-    return proc, port
 
 
 def vm_hwm_kib(pid):

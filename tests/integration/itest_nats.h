@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What the C integration tests that start their own nats-server share: finding the program and
- * a free loopback port. (Each test starts the server with the options it needs itself.)
+ * What the C integration tests that start their own nats-server share: finding the program, a
+ * free loopback port, removing the store afterwards. (Each test starts the server with the options it needs itself.)
  */
 #ifndef EVD_ITEST_NATS_H
 #define EVD_ITEST_NATS_H
@@ -52,6 +52,16 @@ static inline int itest_free_port(void)
 	port = ntohs(a.sin_port);
 	close(fd);
 	return port;
+}
+
+/* rm -rf of a test's own temporary directory (its nats-server store). */
+static inline void itest_remove_tree(const char *dir)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
 }
 
 #endif

@@ -381,15 +381,6 @@ static void test_close_never_connected(void)
 	close_all(n, b);
 }
 
-static void remove_tree(const char *dir)
-{
-	char cmd[700];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
-
 int main(void)
 {
 	if (!find_server()) {
@@ -416,7 +407,7 @@ int main(void)
 		snprintf(log_path, sizeof(log_path), "%s/nats-server.log", store_dir);
 		fprintf(stderr, "nats-server log kept in %s\n", log_path);
 	} else {
-		remove_tree(store_dir);
+		itest_remove_tree(store_dir);
 	}
 	nats_Close();
 	UNIT_MAIN_END();

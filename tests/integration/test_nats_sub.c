@@ -751,15 +751,6 @@ static void test_tls(void)
 	tls = false;
 }
 
-static void remove_tree(const char *dir)
-{
-	char cmd[700];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
-
 int main(void)
 {
 	if (!find_server()) {
@@ -783,7 +774,7 @@ int main(void)
 	if (unit_failed)
 		fprintf(stderr, "nats-server log kept in %s/nats-server.log\n", store_dir);
 	else
-		remove_tree(store_dir);
+		itest_remove_tree(store_dir);
 	nats_Close();
 	UNIT_MAIN_END();
 }
