@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the C integration tests that start their own nats-server share: finding the program, a
- * free loopback port, removing the store afterwards. (Each test starts the server with the options it needs itself.)
+ * free loopback port, removing the store afterwards. (Each test starts the server with the
+ * options it needs itself.)
  */
 #ifndef EVD_ITEST_NATS_H
 #define EVD_ITEST_NATS_H
