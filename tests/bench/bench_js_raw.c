@@ -75,6 +75,28 @@ static int connect_js(const char *url, int64_t max_pending, natsConnection **nc,
 
 /* COUNT binary-mode CloudEvents as eventingd stores them; ids unique per run (pid + time), so
  * JetStream's duplicate window never folds two runs. Returns the number acknowledged. */
+/* js_PublishMsgAsync, counting (and freeing) a message nats.c refused. */
+static void publish_async(jsCtx *js, natsMsg *msg, long i)
+{
+	natsStatus s = js_PublishMsgAsync(js, &msg, NULL);
+	if (s != NATS_OK) {
+		fprintf(stderr, "publish %ld: %s\n", i, natsStatus_GetText(s));
+		natsMsg_Destroy(msg);
+		atomic_fetch_add(&failed, 1);
+	}
+}
+
+/* Waits up to max_wait_ms for every pending ack. */
+static void publish_complete(jsCtx *js, int64_t max_wait_ms)
+{
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = max_wait_ms;
+	natsStatus s = js_PublishAsyncComplete(js, &po);
+	if (s != NATS_OK)
+		fprintf(stderr, "complete: %s\n", natsStatus_GetText(s));
+}
+
 static long put_events(jsCtx *js, const char *subject, long count, size_t size, const char *source,
 		       const char *type)
 {
@@ -102,19 +124,9 @@ static long put_events(jsCtx *js, const char *subject, long count, size_t size, 
 		natsMsgHeader_Set(msg, "ce-originaltype", type);
 		natsMsgHeader_Set(msg, "ce-datacontenttype", "application/json");
 		natsMsgHeader_Set(msg, "Nats-Msg-Id", id);
-		natsStatus s = js_PublishMsgAsync(js, &msg, NULL);
-		if (s != NATS_OK) {
-			fprintf(stderr, "publish %ld: %s\n", i, natsStatus_GetText(s));
-			natsMsg_Destroy(msg);
-			atomic_fetch_add(&failed, 1);
-		}
+		publish_async(js, msg, i);
 	}
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = 120000;
-	natsStatus s = js_PublishAsyncComplete(js, &po);
-	if (s != NATS_OK)
-		fprintf(stderr, "complete: %s\n", natsStatus_GetText(s));
+	publish_complete(js, 120000);
 	free(payload);
 	return atomic_load(&acked);
 }
@@ -280,20 +292,10 @@ int main(int argc, char **argv)
 			natsMsgHeader_Set(msg, "ce-datacontenttype", "application/json");
 			natsMsgHeader_Set(msg, "Nats-Msg-Id", id);
 		}
-		s = js_PublishMsgAsync(js, &msg, NULL);
-		if (s != NATS_OK) {
-			fprintf(stderr, "publish %ld: %s\n", i, natsStatus_GetText(s));
-			natsMsg_Destroy(msg);
-			atomic_fetch_add(&failed, 1);
-		}
+		publish_async(js, msg, i);
 	}
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = 60000;
-	s = js_PublishAsyncComplete(js, &po);
+	publish_complete(js, 60000);
 	double t1 = now_s();
-	if (s != NATS_OK)
-		fprintf(stderr, "complete: %s\n", natsStatus_GetText(s));
 	printf("raw_js_rate=%.0f acked=%ld failed=%ld seconds=%.3f headers=%s\n",
 	       (double)atomic_load(&acked) / (t1 - t0), atomic_load(&acked), atomic_load(&failed),
 	       t1 - t0, with_headers ? "yes" : "no");
